@@ -1,0 +1,111 @@
+"""Landmark tracking across frames, as MediaPipe does it: detect once, then follow.
+
+A face found by the detector is followed by predicting next frame's region from this frame's mesh;
+the detector runs again only when a face is lost (presence below threshold) or, with
+``max_faces > 1``, every few frames while fewer faces than allowed are tracked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..models import ModelPaths
+from .detector import FaceDetector
+from .landmarks import IrisModel, MeshModel, roi_from_landmarks
+from .roi import Roi
+
+__all__ = ["Observation", "LandmarkTracker"]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One face in one image: 478×3 landmarks in image pixels (z scaled like x), presence, region."""
+
+    landmarks: np.ndarray
+    presence: float
+    roi: Roi
+    face: int
+
+
+class LandmarkTracker:
+    """Image in, one `Observation` per tracked face out. Stateful: call with consecutive frames."""
+
+    def __init__(
+        self,
+        models: ModelPaths,
+        max_faces: int = 1,
+        min_detection_score: float = 0.5,
+        min_presence: float = 0.5,
+        redetect_every: int = 10,
+    ) -> None:
+        if max_faces < 1:
+            raise ValueError(f"max_faces: expected at least 1, got {max_faces}")
+        self.detector = FaceDetector(models.detector, min_score=min_detection_score)
+        self.mesh = MeshModel(models.landmarks)
+        # The official bundle's mesh already has 478 points with refined eyes and irises.
+        self.iris = IrisModel(models.iris) if models.iris is not None and self.mesh.points == 468 else None
+        self.max_faces = max_faces
+        self.min_presence = min_presence
+        self.redetect_every = redetect_every
+        self._tracks: dict[int, Roi] = {}
+        self._next_id = 0
+        self._since_detect = 0
+        self.detections = 0  # how often the detector ran (for benchmarks and tests)
+
+    def reset(self) -> None:
+        self._tracks.clear()
+        self._since_detect = 0
+
+    def __call__(self, rgb: np.ndarray) -> list[Observation]:
+        h, w = rgb.shape[:2]
+        if h < 8 or w < 8:
+            self.reset()
+            return []
+        observations: list[Observation] = []
+        for face, roi in list(self._tracks.items()):
+            obs = self._landmarks(rgb, roi, face)
+            if obs is None:
+                del self._tracks[face]
+            else:
+                observations.append(obs)
+        self._since_detect += 1
+        short = len(observations) < self.max_faces
+        if short and (not observations or self._since_detect >= self.redetect_every):
+            observations += self._detect(rgb, observations)
+        for obs in observations:
+            self._tracks[obs.face] = roi_from_landmarks(obs.landmarks)
+        observations.sort(key=lambda o: o.face)
+        return observations
+
+    def _landmarks(self, rgb: np.ndarray, roi: Roi, face: int) -> Observation | None:
+        if roi.size < 8:
+            return None
+        mesh, presence = self.mesh(rgb, roi)
+        if presence < self.min_presence:
+            return None
+        full = self.iris(rgb, mesh) if self.iris is not None else mesh
+        return Observation(landmarks=full, presence=presence, roi=roi, face=face)
+
+    def _detect(self, rgb: np.ndarray, existing: list[Observation]) -> list[Observation]:
+        self._since_detect = 0
+        self.detections += 1
+        found: list[Observation] = []
+        taken = [o.roi for o in existing]
+        for det in self.detector(rgb):
+            if len(existing) + len(found) >= self.max_faces:
+                break
+            roi = det.roi()
+            if any(roi.iou(t) > 0.3 for t in taken):
+                continue
+            obs = self._landmarks(rgb, roi, self._next_id)
+            if obs is None:
+                continue
+            # One refinement pass: the detector's box is coarse, the mesh's own region is tight.
+            refined = self._landmarks(rgb, roi_from_landmarks(obs.landmarks), obs.face)
+            obs = refined or obs
+            self._next_id += 1
+            found.append(obs)
+            taken.append(obs.roi)
+        return found
