@@ -1,0 +1,329 @@
+"""`facewire <verb>`: a thin command line over the library; each flag is a constructor argument.
+
+Errors facewire raises on purpose are printed as one line (``facewire: error: …``) with a non-zero
+exit code; anything unexpected is reported the same way (set ``FACEWIRE_DEBUG=1`` for a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import __version__
+from .errors import FacewireError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_ERROR = 2
+EXIT_NO_FACE = 3
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _stages_factory(args: argparse.Namespace):
+    """Per-face stage list: calibration then One Euro filter, as the flags ask."""
+    from .expression.calibration import CalibrationProfile, CalibrationStage
+    from .expression.filters import OneEuroStage
+
+    profile = CalibrationProfile.load(args.calibration) if args.calibration and Path(args.calibration).exists() else None
+
+    def make() -> list:
+        stages: list = []
+        if args.calibrate:
+            stages.append(CalibrationStage(mode="explicit", window_s=args.calibrate_s))
+        elif profile is not None:
+            stages.append(CalibrationStage(profile, mode="fixed"))
+        elif not args.no_auto_calibrate:
+            stages.append(CalibrationStage(mode="auto", window_s=args.calibrate_s))
+        if not args.no_filter:
+            kwargs = {}
+            if args.min_cutoff is not None:
+                kwargs["min_cutoff_hz"] = args.min_cutoff
+            if args.beta is not None:
+                kwargs["beta"] = args.beta
+            stages.append(OneEuroStage(**kwargs))
+        return stages
+
+    return make
+
+
+class _LiveStats:
+    """Prints fps and latency percentiles (capture → output) once a second for live inputs."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+        self.frames = 0
+        self.lat_ms: list[float] = []
+        self.proc_ms: list[float] = []
+        self.faces = 0
+
+    def add(self, capture_ns: int, proc_ms: float, faces: int) -> None:
+        self.frames += 1
+        self.faces = faces
+        self.proc_ms.append(proc_ms)
+        if capture_ns:
+            self.lat_ms.append((time.monotonic_ns() - capture_ns) / 1e6)
+        now = time.monotonic()
+        if now - self.last >= 1.0:
+            fps = self.frames / (now - self.last)
+            lat = np.percentile(self.lat_ms, [50, 95, 99]) if self.lat_ms else [float("nan")] * 3
+            proc = np.percentile(self.proc_ms, 50)
+            _say(f"fps {fps:5.1f} | latency p50 {lat[0]:5.1f} p95 {lat[1]:5.1f} p99 {lat[2]:5.1f} ms"
+                 f" | compute p50 {proc:4.1f} ms | faces {faces}")
+            self.last, self.frames, self.lat_ms, self.proc_ms = now, 0, [], []
+
+
+# -- track ------------------------------------------------------------------------------------
+def cmd_track(args: argparse.Namespace) -> int:
+    from .media import open_input
+    from .takes import open_writer
+    from .vision.video import TrackerOptions, VideoTracker
+
+    options = TrackerOptions(max_faces=args.max_faces, solver=args.solver, landmarks=True)
+    source = open_input(args.input, fps=args.fps)
+    tracker = VideoTracker(args.model, options, stages=_stages_factory(args))
+    save_to = args.calibration if args.calibration and not Path(args.calibration).exists() else None
+    return _run_tracking(source, tracker, args.out or [], args.preview, quiet=args.quiet, calibration_out=save_to)
+
+
+def _run_tracking(source, tracker, outs: Sequence[str], preview: str | None, quiet: bool = False,
+                  calibration_out: str | None = None) -> int:
+    from tqdm import tqdm
+
+    from .preview import PreviewWriter
+    from .takes import open_writer
+
+    total = tracked = 0
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(source)
+        writers = [stack.enter_context(open_writer(out)) for out in outs]
+        pv = stack.enter_context(PreviewWriter(preview, fps=source.fps or 30.0)) if preview else None
+        images = iter(source)
+        live = _LiveStats() if source.live else None
+        bar = None
+        if not source.live and not quiet and (source.frame_count or 0) > 1:
+            bar = stack.enter_context(tqdm(total=source.frame_count, unit="frame", desc=f"tracking {source.name}",
+                                           file=sys.stderr, dynamic_ncols=True))
+        for image in images:
+            t0 = time.perf_counter()
+            frames = tracker.process(image, source=str(source.name))
+            for writer in writers:
+                for frame in frames:
+                    writer.send(frame)
+            proc_ms = (time.perf_counter() - t0) * 1e3
+            if pv is not None:
+                pv.send(image.rgb, frames)
+            n_faces = sum(f.tracked for f in frames)
+            total += 1
+            tracked += n_faces > 0
+            if live is not None:
+                live.add(image.capture_ns, proc_ms, n_faces)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"faces {n_faces}", refresh=False)
+    if calibration_out:
+        _save_calibration(tracker, calibration_out)
+    if not quiet:
+        where = "".join(f" → {out}" for out in outs if out != "-")
+        extra = f", preview → {preview}" if preview else ""
+        _say(f"facewire: tracked a face in {tracked} of {total} frames{where}{extra}")
+    if total and not tracked:
+        _say(f"facewire: no face found in {source.name}")
+        return EXIT_NO_FACE
+    return 0
+
+
+def _save_calibration(tracker, path: str) -> None:
+    from .expression.calibration import CalibrationStage
+
+    for stages in tracker._stages.values():
+        for stage in stages:
+            if isinstance(stage, CalibrationStage) and stage.done and stage.mode != "fixed":
+                stage.profile.save(path)
+                _say(f"facewire: calibration saved to {path}")
+                return
+
+
+# -- demo -------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .media import open_input
+    from .samples import astronaut_clip
+    from .vision.video import VideoTracker
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sample = out_dir / "sample.mp4"
+    _say("facewire demo: making the sample clip from skimage's astronaut photo (moved, rolled, zoomed)…")
+    _write_video(sample, (im.rgb for im in astronaut_clip(frames=args.frames)), fps=30)
+    tracker = VideoTracker(args.model, stages=_stages_factory(_demo_flags()))
+    takes, preview = [out_dir / "take.csv", out_dir / "take.jsonl"], out_dir / "preview.mp4"
+    code = _run_tracking(open_input(str(sample)), tracker, [str(t) for t in takes], str(preview))
+    print(f"sample input : {sample}")
+    print(f"take (CSV)   : {takes[0]}")
+    print(f"take (JSONL) : {takes[1]}")
+    print(f"preview video: {preview}")
+    return code
+
+
+def _demo_flags() -> argparse.Namespace:
+    return argparse.Namespace(calibration=None, calibrate=False, calibrate_s=2.0, no_auto_calibrate=False,
+                              no_filter=False, min_cutoff=None, beta=None)
+
+
+def _write_video(path: Path, pictures, fps: int = 30) -> None:
+    import av
+
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = None
+            for i, rgb in enumerate(pictures):
+                if stream is None:
+                    stream = container.add_stream("libx264", rate=fps)
+                    stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p"
+                    stream.options = {"crf": "18", "preset": "veryfast"}
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            if stream is not None:
+                for packet in stream.encode():
+                    container.mux(packet)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- models -----------------------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import models
+
+    if args.action == "fetch":
+        if args.official:
+            path = models.fetch_official(args.url or models.OFFICIAL_URL)
+            print(f"official bundle: {path}")
+        else:
+            paths = models.ensure_package_models()
+            for name in ("detector", "landmarks", "iris"):
+                print(f"{name:10s}: {getattr(paths, name)}")
+        return 0
+    if args.action == "list":
+        print(f"cache: {models.cache_dir()}")
+        with contextlib.suppress(FacewireError):
+            paths = models.ensure_package_models(fetch=False)
+            print(f"package models ({models.PACKAGE_SPEC}): cached, verified")
+            for name in ("detector", "landmarks", "iris"):
+                print(f"  {name:10s}: {getattr(paths, name)}")
+            return 0
+        print("package models: not cached (run: facewire models fetch)")
+        return 0
+    raise AssertionError(args.action)
+
+
+# -- bench ------------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.run(args.what, args)
+
+
+# -- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facewire", description="Real-time AI facial animation.")
+    p.add_argument("--version", action="version", version=f"facewire {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def tracking_flags(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--model", default=None, metavar="PATH",
+                        help="MediaPipe face_landmarker .task bundle, or 'official' (default: the package models)")
+        g = sp.add_argument_group("stages")
+        g.add_argument("--no-filter", action="store_true", help="turn the One Euro filter off")
+        g.add_argument("--min-cutoff", type=float, default=None, metavar="HZ", help="One Euro min cutoff for weights")
+        g.add_argument("--beta", type=float, default=None, help="One Euro speed coefficient for weights")
+        g.add_argument("--calibrate", action="store_true",
+                       help="hold a neutral face for the first seconds: its median becomes each shape's zero")
+        g.add_argument("--calibrate-s", type=float, default=2.0, metavar="S", help="calibration window (default 2 s)")
+        g.add_argument("--calibration", metavar="FILE.json",
+                       help="apply this saved calibration, or save the learnt one here when it does not exist")
+        g.add_argument("--no-auto-calibrate", action="store_true", help="no automatic neutral over the first seconds")
+
+    t = sub.add_parser("track", help="track faces in a video, image, folder of images or camera:N")
+    t.add_argument("input", help="video file, image, folder of images, or camera:N")
+    t.add_argument("--out", metavar="FILE", action="append",
+                   help="take to write: .jsonl (lossless) or .csv; '-' = JSONL on stdout; repeatable")
+    t.add_argument("--preview", metavar="VIDEO.mp4", help="write the input with landmarks and coefficient bars")
+    t.add_argument("--max-faces", type=int, default=1, metavar="N", help="faces to track (default 1)")
+    t.add_argument("--solver", choices=("auto", "facewire", "mediapipe"), default="auto",
+                   help="blendshape solver; auto = MediaPipe's model when --model gives its bundle")
+    t.add_argument("--fps", type=float, default=None, help="frame rate for a folder of images (default 30)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    tracking_flags(t)
+    t.set_defaults(func=cmd_track)
+
+    d = sub.add_parser("demo", help="track a built-in sample and write a take and a preview video")
+    d.add_argument("--out-dir", default="facewire-demo", help="where to write (default ./facewire-demo)")
+    d.add_argument("--frames", type=int, default=150, help="length of the sample clip in frames")
+    d.add_argument("--model", default=None, metavar="PATH", help="as for track")
+    d.set_defaults(func=cmd_demo)
+
+    m = sub.add_parser("models", help="fetch or list face models")
+    m.add_argument("action", choices=("fetch", "list"))
+    m.add_argument("--official", action="store_true", help="download MediaPipe's official face_landmarker.task")
+    m.add_argument("--url", help="download the official bundle from this URL instead (file:// works)")
+    m.set_defaults(func=cmd_models)
+
+    b = sub.add_parser("bench", help="benchmarks: track (speed), accuracy (vs MediaPipe's model)")
+    b.add_argument("what", choices=("track", "accuracy"))
+    b.add_argument("--frames", type=int, default=300, help="frames per resolution for bench track")
+    b.add_argument("--mediapipe-python", metavar="PYTHON",
+                   help="a Python with mediapipe installed, to time MediaPipe's FaceLandmarker side by side")
+    b.add_argument("--model", default=None, metavar="PATH.task",
+                   help="official bundle for bench accuracy (default: ../shared/models copy)")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = os.environ.get("FACEWIRE_DEBUG") == "1"
+    try:
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore", ResourceWarning)
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
+    except FacewireError as exc:
+        if debug:
+            raise
+        _say(f"facewire: error: {exc}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _say("facewire: interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # never a traceback for users; FACEWIRE_DEBUG=1 shows it
+        if debug:
+            raise
+        _say(f"facewire: error: unexpected {type(exc).__name__}: {exc} (FACEWIRE_DEBUG=1 for details)")
+        return 1
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    _say(f"facewire: warning: {message}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
