@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,18 @@ class TfliteModel:
         self._in = inp["index"]
         self._outs = [d["index"] for d in self._it.get_output_details()]
         self.output_shapes = [tuple(int(v) for v in d["shape"]) for d in self._it.get_output_details()]
+        self.invoke_s = 0.0  # total time inside the model (input copy, inference, output copy)
+        self.calls = 0
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32).reshape(self.input_shape)
+        t0 = time.perf_counter()
         self._it.set_tensor(self._in, x)
         self._it.invoke()
-        return [self._it.get_tensor(i) for i in self._outs]
+        outs = [self._it.get_tensor(i) for i in self._outs]
+        self.invoke_s += time.perf_counter() - t0
+        self.calls += 1
+        return outs
 
 
 @contextlib.contextmanager

@@ -39,9 +39,15 @@ class LandmarkTracker:
         min_detection_score: float = 0.5,
         min_presence: float = 0.5,
         redetect_every: int = 10,
+        iris_every: int = 1,
     ) -> None:
         if max_faces < 1:
             raise ValueError(f"max_faces: expected at least 1, got {max_faces}")
+        if iris_every not in (1, 2):
+            raise ValueError(f"iris_every: expected 1 (both eyes every frame) or 2 (alternate eyes), got {iris_every}")
+        self.iris_every = iris_every
+        self._iris_carry: dict[int, dict] = {}
+        self._frame = 0
         self.detector = FaceDetector(models.detector, min_score=min_detection_score)
         self.mesh = MeshModel(models.landmarks)
         # The official bundle's mesh already has 478 points with refined eyes and irises.
@@ -56,6 +62,7 @@ class LandmarkTracker:
 
     def reset(self) -> None:
         self._tracks.clear()
+        self._iris_carry.clear()
         self._since_detect = 0
 
     def __call__(self, rgb: np.ndarray) -> list[Observation]:
@@ -63,11 +70,13 @@ class LandmarkTracker:
         if h < 8 or w < 8:
             self.reset()
             return []
+        self._frame += 1
         observations: list[Observation] = []
         for face, roi in list(self._tracks.items()):
             obs = self._landmarks(rgb, roi, face)
             if obs is None:
                 del self._tracks[face]
+                self._iris_carry.pop(face, None)
             else:
                 observations.append(obs)
         self._since_detect += 1
@@ -85,7 +94,10 @@ class LandmarkTracker:
         mesh, presence = self.mesh(rgb, roi)
         if presence < self.min_presence:
             return None
-        full = self.iris(rgb, mesh) if self.iris is not None else mesh
+        full = mesh
+        if self.iris is not None:
+            eyes = (0, 1) if self.iris_every == 1 else (self._frame % 2,)
+            full, self._iris_carry[face] = self.iris(rgb, mesh, eyes, self._iris_carry.get(face))
         return Observation(landmarks=full, presence=presence, roi=roi, face=face)
 
     def _detect(self, rgb: np.ndarray, existing: list[Observation]) -> list[Observation]:
