@@ -24,13 +24,17 @@ SCHEMA_VERSION = 1
 
 
 def _frozen_array(value: Any, shape: tuple[int | None, ...], name: str) -> np.ndarray:
-    arr = np.array(value, dtype=np.float32, copy=True)
+    frozen_own = (isinstance(value, np.ndarray) and value.dtype == np.float32
+                  and not value.flags.writeable and value.flags.owndata)
+    # An array already frozen and owned (e.g. shared by frames made with `replace`) needs no copy.
+    arr = value if frozen_own else np.array(value, dtype=np.float32, copy=True)
     if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
         want = "×".join("N" if s is None else str(s) for s in shape)
         raise InputError(f"{name}: expected shape {want}, got {'×'.join(map(str, arr.shape)) or 'scalar'}")
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise InputError(f"{name}: expected finite values, got NaN or Inf")
-    arr.flags.writeable = False
+    if arr.flags.writeable:
+        arr.flags.writeable = False
     return arr
 
 
@@ -42,8 +46,8 @@ def _finite(value: float, name: str) -> float:
 
 
 def euler_to_quaternion(yaw_deg: float, pitch_deg: float, roll_deg: float) -> tuple[float, float, float, float]:
-    """Quaternion (x, y, z, w) of R = Ry(yaw)·Rx(pitch)·Rz(roll), camera frame x right, y up, z towards viewer."""
-    y, p, r = (math.radians(v) / 2 for v in (yaw_deg, pitch_deg, roll_deg))
+    """Quaternion (x, y, z, w) of R = Ry(yaw)·Rx(−pitch)·Rz(roll); see `HeadPose` for the frame."""
+    y, p, r = (math.radians(v) / 2 for v in (yaw_deg, -pitch_deg, roll_deg))
     cy, sy, cp, sp, cr, sr = math.cos(y), math.sin(y), math.cos(p), math.sin(p), math.cos(r), math.sin(r)
     # q = qy * qx * qz
     w = cy * cp * cr + sy * sp * sr
@@ -55,12 +59,13 @@ def euler_to_quaternion(yaw_deg: float, pitch_deg: float, roll_deg: float) -> tu
 
 @dataclass(frozen=True, slots=True)
 class HeadPose:
-    """Head rotation (degrees; yaw left-right, pitch up-down, roll in-plane) and translation.
+    """Head rotation in degrees and translation in centimetres, in the camera frame.
 
-    Angles follow the subject's point of view: positive yaw turns the face to the subject's left
-    (the viewer's right), positive pitch tilts the face up, positive roll tilts the head towards the
-    subject's left shoulder... in the camera frame x right, y up, z towards the viewer.
-    Translation is in units of the canonical face (≈ centimetres) in that camera frame.
+    Camera frame: x to the image's right, y up, z towards the viewer. The rotation is
+    R = Ry(yaw)·Rx(−pitch)·Rz(roll): positive yaw turns the nose towards the image's right (the
+    subject's left), positive pitch raises the nose, positive roll turns the head counter-clockwise
+    as the viewer sees it. ``x``/``y`` place the point between the eyes relative to the optical axis;
+    ``z`` is its distance from the camera (assuming a focal length equal to the image width).
     """
 
     yaw_deg: float = 0.0
