@@ -69,6 +69,27 @@ class FaceDetector:
         self.iou_threshold = iou_threshold
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in the whole image; if none, faces in overlapping tiles (for small, distant faces).
+
+        The short-range model sees the image at 128 px, so a face under about a fifth of the image
+        is too small for it; tiles of 60 % of the image in a 2×2 grid give such faces 1.7× more pixels.
+        """
+        found = self._detect(rgb)
+        h, w = rgb.shape[:2]
+        if found or max(h, w) < 2 * _INPUT:
+            return found
+        th, tw = int(h * 0.6), int(w * 0.6)
+        for y0 in (0, h - th):
+            for x0 in (0, w - tw):
+                for det in self._detect(rgb[y0:y0 + th, x0:x0 + tw]):
+                    x_a, y_a, x_b, y_b = det.box
+                    moved = Detection(box=(x_a + x0, y_a + y0, x_b + x0, y_b + y0),
+                                      keypoints=det.keypoints + np.array([x0, y0], np.float32), score=det.score)
+                    if all(_iou(np.array(moved.box), np.array([f.box]))[0] < 0.3 for f in found):
+                        found.append(moved)
+        return sorted(found, key=lambda d: -d.score)
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
         scale = _INPUT / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))

@@ -7,6 +7,7 @@ the detector runs again only when a face is lost (presence below threshold) or, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +57,6 @@ class LandmarkTracker:
         self.min_presence = min_presence
         self.redetect_every = redetect_every
         self._tracks: dict[int, Roi] = {}
-        self._next_id = 0
         self._since_detect = 0
         self.detections = 0  # how often the detector ran (for benchmarks and tests)
 
@@ -88,36 +88,62 @@ class LandmarkTracker:
         observations.sort(key=lambda o: o.face)
         return observations
 
-    def _landmarks(self, rgb: np.ndarray, roi: Roi, face: int) -> Observation | None:
-        if roi.size < 8:
-            return None
-        mesh, presence = self.mesh(rgb, roi)
-        if presence < self.min_presence:
-            return None
+    def _landmarks(self, rgb: np.ndarray, roi: Roi, face: int, passes: int = 2, tolerance: float = 0.1
+                   ) -> Observation | None:
+        """Mesh (and iris) in ``roi``; if the mesh says the face sits elsewhere, look again there.
+
+        A face that moved far since the last frame, or a coarse detector box, leaves the face off
+        centre in the crop and the mesh degrades; re-cropping on the mesh's own region (up to
+        ``passes`` times, while the region moves by more than ``tolerance`` of its size) fixes it.
+        """
+        mesh = None
+        for _ in range(passes):
+            if roi.size < 8:
+                return None
+            mesh, presence = self.mesh(rgb, roi)
+            if presence < self.min_presence:
+                return None
+            settled = roi_from_landmarks(mesh)
+            if not _moved(roi, settled, tolerance):
+                break
+            roi = settled
         full = mesh
         if self.iris is not None:
             eyes = (0, 1) if self.iris_every == 1 else (self._frame % 2,)
             full, self._iris_carry[face] = self.iris(rgb, mesh, eyes, self._iris_carry.get(face))
         return Observation(landmarks=full, presence=presence, roi=roi, face=face)
 
+    def _free_id(self, taken: set[int]) -> int:
+        face = 0
+        while face in taken:
+            face += 1
+        return face
+
     def _detect(self, rgb: np.ndarray, existing: list[Observation]) -> list[Observation]:
         self._since_detect = 0
         self.detections += 1
         found: list[Observation] = []
         taken = [o.roi for o in existing]
+        ids = {o.face for o in existing}
         for det in self.detector(rgb):
             if len(existing) + len(found) >= self.max_faces:
                 break
             roi = det.roi()
             if any(roi.iou(t) > 0.3 for t in taken):
                 continue
-            obs = self._landmarks(rgb, roi, self._next_id)
+            # the detector's box is coarse: let the mesh settle on its own region
+            obs = self._landmarks(rgb, roi, self._free_id(ids), passes=4, tolerance=0.02)
             if obs is None:
                 continue
-            # One refinement pass: the detector's box is coarse, the mesh's own region is tight.
-            refined = self._landmarks(rgb, roi_from_landmarks(obs.landmarks), obs.face)
-            obs = refined or obs
-            self._next_id += 1
+            ids.add(obs.face)
             found.append(obs)
             taken.append(obs.roi)
         return found
+
+
+def _moved(a: Roi, b: Roi, tolerance: float) -> bool:
+    """Whether region b differs from a by more than ``tolerance`` (of a's size, or in radians ×2)."""
+    shift = math.hypot(b.cx - a.cx, b.cy - a.cy) / a.size
+    scale = abs(b.size / a.size - 1.0)
+    turn = abs(math.atan2(math.sin(b.rotation - a.rotation), math.cos(b.rotation - a.rotation)))
+    return max(shift, scale, turn / 2) > tolerance
