@@ -48,3 +48,23 @@ def shared_file(shared_dir: Path) -> Callable[[str], Path]:
         return path
 
     return find
+
+
+@pytest.fixture(scope="session")
+def models(skip_or_fail):
+    """The verified package face models (fetched on first use)."""
+    from facewire.errors import ModelError
+    from facewire.models import ensure_package_models
+
+    try:
+        return ensure_package_models(progress=None)
+    except ModelError as exc:
+        skip_or_fail(f"package face models unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+    """skimage's astronaut portrait: a real face that ships with a package."""
+    import skimage.data
+
+    return skimage.data.astronaut()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -87,7 +89,6 @@ class _LiveStats:
 # -- track ------------------------------------------------------------------------------------
 def cmd_track(args: argparse.Namespace) -> int:
     from .media import open_input
-    from .takes import open_writer
     from .vision.video import TrackerOptions, VideoTracker
 
     options = TrackerOptions(max_faces=args.max_faces, solver=args.solver, landmarks=True)
@@ -294,10 +295,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(BaseException):
+    """SIGTERM (``kill``, ``timeout``, a service manager) turned into an exception, so that every
+    ``with`` block unwinds: partial outputs are discarded, never left behind as ``.part`` files."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away (``facewire track … --out - | head``): point stdout at
+    /dev/null so that the interpreter's final flush does not complain about the broken pipe."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = os.environ.get("FACEWIRE_DEBUG") == "1"
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if on_main_thread else None
     try:
         with warnings.catch_warnings():
             if not debug:
@@ -305,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             return int(args.func(args) or 0)
     except FacewireError as exc:
+        if isinstance(exc.__cause__, BrokenPipeError):  # writes to stdout surface as OutputError
+            _quiet_stdout()
+            return 0
         if debug:
             raise
         _say(f"facewire: error: {exc}")
@@ -312,13 +336,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("facewire: interrupted")
         return 130
+    except _Terminated:
+        _say("facewire: terminated")
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
+        _quiet_stdout()
         return 0
     except Exception as exc:  # never a traceback for users; FACEWIRE_DEBUG=1 shows it
         if debug:
             raise
         _say(f"facewire: error: unexpected {type(exc).__name__}: {exc} (FACEWIRE_DEBUG=1 for details)")
         return 1
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -67,8 +67,12 @@ class PreviewWriter:
 
     def __enter__(self) -> "PreviewWriter":
         try:
+            # FFmpeg opens the file only when the first packet is muxed, frames into the run:
+            # create it now so that an unwritable destination fails before any work is done.
+            self._tmp.open("wb").close()
             self._container = av.open(str(self._tmp), mode="w", format=_format_for(self.path))
         except (OSError, av.FFmpegError) as exc:
+            self._tmp.unlink(missing_ok=True)
             raise OutputError(f"{self.path}: cannot write the preview video ({exc})") from exc
         return self
 
@@ -86,20 +90,33 @@ class PreviewWriter:
         vf = av.VideoFrame.from_ndarray(picture, format="rgb24")
         vf.pts = self._pts
         self._pts += 1
-        for packet in self._stream.encode(vf):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(vf):
+                self._container.mux(packet)
+        except (OSError, av.FFmpegError) as exc:
+            raise OutputError(f"{self.path}: cannot write the preview video ({exc})") from exc
 
     def __exit__(self, exc_type, *exc: object) -> None:
+        # The file is published only when every frame was sent and the encoder flushed and closed
+        # without error: a failure while finishing (disk full, …) must not rename a broken video in.
+        complete = False
+        container, self._container = self._container, None
         try:
-            if self._stream is not None and exc_type is None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-            if self._container is not None:
-                self._container.close()
-        finally:
+            try:
+                if self._stream is not None and exc_type is None:
+                    for packet in self._stream.encode():
+                        container.mux(packet)
+            finally:
+                if container is not None:
+                    container.close()
             if exc_type is None and self._stream is not None:
                 os.replace(self._tmp, self.path)
-            else:
+                complete = True
+        except (OSError, av.FFmpegError) as exc:
+            if exc_type is None:  # else the error already on its way out is the one to report
+                raise OutputError(f"{self.path}: cannot write the preview video ({exc})") from exc
+        finally:
+            if not complete:
                 self._tmp.unlink(missing_ok=True)
 
 

@@ -6,10 +6,7 @@ import math
 
 import numpy as np
 import pytest
-import skimage.data
 
-from facewire.errors import ModelError
-from facewire.models import ensure_package_models
 from facewire.vision.detector import Detection, FaceDetector, ssd_anchors
 from facewire.vision.roi import Roi, crop, roi_from_points, rotation_from
 from facewire.vision.tracker import LandmarkTracker
@@ -21,21 +18,8 @@ ASTRONAUT_NOSE_TIP = (222.5, 128.5)
 
 
 @pytest.fixture(scope="module")
-def models(skip_or_fail):
-    try:
-        return ensure_package_models(progress=None)
-    except ModelError as exc:
-        skip_or_fail(f"package face models unavailable: {exc}")
-
-
-@pytest.fixture(scope="module")
 def detector(models) -> FaceDetector:
     return FaceDetector(models.detector)
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return skimage.data.astronaut()
 
 
 # -- anchors -----------------------------------------------------------------------------------

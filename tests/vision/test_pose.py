@@ -15,11 +15,8 @@ import math
 import cv2
 import numpy as np
 import pytest
-import skimage.data
 
-from facewire.errors import ModelError
 from facewire.media import open_input
-from facewire.models import ensure_package_models
 from facewire.vision.pose import PoseSolver, canonical_face, euler_to_rotation, rotation_to_euler, umeyama
 from facewire.vision.tracker import LandmarkTracker
 from facewire.vision.video import VideoTracker
@@ -27,19 +24,6 @@ from facewire.vision.video import VideoTracker
 GRID_CLIPS = ("bbaf2n", "brbk7n", "lbax4n", "lbbc2a", "lrwp9a", "lwbsza")
 ASTRONAUT_FACE_CENTRE = (222.0, 130.0)  # between the eyes and the mouth, by eye
 ANGLE_TOLERANCE_DEG = 3.0
-
-
-@pytest.fixture(scope="module")
-def models(skip_or_fail):
-    try:
-        return ensure_package_models(progress=None)
-    except ModelError as exc:
-        skip_or_fail(f"package face models unavailable: {exc}")
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return skimage.data.astronaut()
 
 
 def about_face(img: np.ndarray, angle_deg: float = 0.0, scale: float = 1.0) -> np.ndarray:

@@ -7,11 +7,8 @@ import math
 
 import numpy as np
 import pytest
-import skimage.data
 
-from facewire.errors import ModelError
 from facewire.media import open_input
-from facewire.models import ensure_package_models
 from facewire.vision.tracker import LandmarkTracker
 
 GRID_CLIPS = ("bbaf2n", "brbk7n", "lbax4n", "lbbc2a", "lrwp9a", "lwbsza")  # shared/data/video/grid/*.mpg
@@ -55,19 +52,6 @@ GRID_MARKS = {
 # brow-to-chin height), so the yardstick does not depend on the model being tested.
 FACE_SIZE_PER_EYE_SPAN = 2.2
 MARK_TOLERANCE = 0.03  # of the face size
-
-
-@pytest.fixture(scope="module")
-def models(skip_or_fail):
-    try:
-        return ensure_package_models(progress=None)
-    except ModelError as exc:
-        skip_or_fail(f"package face models unavailable: {exc}")
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return skimage.data.astronaut()
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,13 @@ import math
 import cv2
 import numpy as np
 import pytest
-import skimage.data
 
 from facewire import arkit
-from facewire.errors import InputError, ModelError
+from facewire.errors import InputError
 from facewire.expression.filters import OneEuroStage
 from facewire.frame import FaceFrame
 from facewire.media import Image
-from facewire.models import ensure_package_models, load_task_bundle
+from facewire.models import load_task_bundle
 from facewire.vision.video import TrackerOptions, VideoTracker
 
 FRAME_NS = 33_333_333  # 30 fps
@@ -23,19 +22,6 @@ CANVAS = 512
 ROLL_TOLERANCE_DEG = 3.0
 REACQUIRE_JUMP = 0.3
 INVARIANCE_TOLERANCE = 0.1
-
-
-@pytest.fixture(scope="module")
-def models(skip_or_fail):
-    try:
-        return ensure_package_models(progress=None)
-    except ModelError as exc:
-        skip_or_fail(f"package face models unavailable: {exc}")
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return skimage.data.astronaut()
 
 
 def place(img: np.ndarray, angle_deg: float = 0.0, scale: float = 1.0, shift=(0.0, 0.0)) -> np.ndarray:
