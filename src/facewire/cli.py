@@ -21,11 +21,13 @@ import numpy as np
 
 from . import __version__
 from .errors import FacewireError
+from .frame import FaceFrame
 
 __all__ = ["main", "build_parser"]
 
 EXIT_ERROR = 2
 EXIT_NO_FACE = 3
+MAX_CONSECUTIVE_FAILURES = 30  # a stream survives bad frames, not a broken pipeline
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -116,23 +118,38 @@ def _run_tracking(source, tracker, outs: Sequence[str], preview: str | None, qui
         if not source.live and not quiet and (source.frame_count or 0) > 1:
             bar = stack.enter_context(tqdm(total=source.frame_count, unit="frame", desc=f"tracking {source.name}",
                                            file=sys.stderr, dynamic_ncols=True))
-        for image in images:
-            t0 = time.perf_counter()
-            frames = tracker.process(image, source=str(source.name))
-            for writer in writers:
-                for frame in frames:
-                    writer.send(frame)
-            proc_ms = (time.perf_counter() - t0) * 1e3
-            if pv is not None:
-                pv.send(image.rgb, frames)
-            n_faces = sum(f.tracked for f in frames)
-            total += 1
-            tracked += n_faces > 0
-            if live is not None:
-                live.add(image.capture_ns, proc_ms, n_faces)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"faces {n_faces}", refresh=False)
+        failures = 0
+        try:
+            for image in images:
+                t0 = time.perf_counter()
+                try:
+                    frames = tracker.process(image, source=str(source.name))
+                    failures = 0
+                except Exception as exc:  # one bad frame must not end a long stream
+                    failures += 1
+                    if failures > MAX_CONSECUTIVE_FAILURES:
+                        raise
+                    _say(f"facewire: warning: frame {image.index} skipped ({type(exc).__name__}: {exc})")
+                    frames = [FaceFrame.untracked(image.t_ns, seq=image.index, source=str(source.name),
+                                                  capture_ns=image.capture_ns)]
+                for writer in writers:
+                    for frame in frames:
+                        writer.send(frame)
+                proc_ms = (time.perf_counter() - t0) * 1e3
+                if pv is not None:
+                    pv.send(image.rgb, frames)
+                n_faces = sum(f.tracked for f in frames)
+                total += 1
+                tracked += n_faces > 0
+                if live is not None:
+                    live.add(image.capture_ns, proc_ms, n_faces)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"faces {n_faces}", refresh=False)
+        except KeyboardInterrupt:
+            if not source.live:
+                raise  # a file run that is interrupted leaves no partial output
+            _say("facewire: stopped; keeping what was recorded")  # Ctrl-C is how a live take ends
     if calibration_out:
         _save_calibration(tracker, calibration_out)
     if not quiet:
