@@ -30,6 +30,7 @@ from .. import arkit
 from ..atomic import STDIO, atomic_write
 from ..errors import InputError, OutputError
 from ..frame import FaceFrame, Gaze, HeadPose
+from ._files import readable_take
 
 __all__ = ["HEADER", "CsvWriter", "read_csv", "SUFFIXES"]
 
@@ -205,13 +206,7 @@ def read_csv(path: str | os.PathLike[str]) -> Iterator[FaceFrame]:
     A missing header, a row of the wrong width, an empty cell or a bad number raises `InputError`
     naming ``file:line``.
     """
-    path = os.fspath(path)
-    if path != STDIO:
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise InputError(f"cannot read take {path}: {exc.strerror or exc}") from exc
+    path = readable_take(path)
     return _iter_csv(path)
 
 

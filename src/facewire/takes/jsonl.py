@@ -14,6 +14,7 @@ from typing import IO, Any, Iterator
 from ..atomic import STDIO, atomic_write
 from ..errors import InputError, OutputError
 from ..frame import FaceFrame
+from ._files import readable_take
 
 __all__ = ["JsonlWriter", "read_jsonl", "SUFFIXES"]
 
@@ -63,13 +64,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[FaceFrame]:
     The file is checked for readability at once; frames are then parsed lazily. A malformed line
     raises `InputError` naming ``file:line``.
     """
-    path = os.fspath(path)
-    if path != STDIO:
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise InputError(f"cannot read take {path}: {exc.strerror or exc}") from exc
+    path = readable_take(path)
     return _iter_jsonl(path)
 
 
