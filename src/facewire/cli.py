@@ -97,11 +97,50 @@ def cmd_track(args: argparse.Namespace) -> int:
     source = open_input(args.input, fps=args.fps)
     tracker = VideoTracker(args.model, options, stages=_stages_factory(args))
     save_to = args.calibration if args.calibration and not Path(args.calibration).exists() else None
-    return _run_tracking(source, tracker, args.out or [], args.preview, quiet=args.quiet, calibration_out=save_to)
+    sinks = _live_sinks(args.send)
+    return _run_tracking(source, tracker, args.out or [], args.preview, quiet=args.quiet, calibration_out=save_to,
+                         sinks=sinks)
+
+
+def _live_sinks(urls: Sequence[str] | None) -> list:
+    """The ``--send`` sinks, made (not yet opened) so that a bad URL fails before any work."""
+    if not urls:
+        return []
+    from .sinks import open_sink
+
+    return [open_sink(url) for url in urls]
+
+
+class _SendAll:
+    """The live sinks of a run. One that cannot open or fails to take a frame is reported once and
+    left out: a network sink's trouble never stops tracking."""
+
+    def __init__(self, stack: contextlib.ExitStack, sinks: Sequence) -> None:
+        self.sinks = []
+        for sink in sinks:
+            try:
+                self.sinks.append(stack.enter_context(sink))
+            except Exception as exc:
+                _say(f"facewire: warning: cannot send to {sink} ({exc}); going on without it")
+
+    def send(self, frames: Sequence[FaceFrame]) -> None:
+        for sink in list(self.sinks):
+            try:
+                for frame in frames:
+                    sink.send(frame)
+            except Exception as exc:
+                _say(f"facewire: warning: sending to {sink} failed ({type(exc).__name__}: {exc}); going on without it")
+                self.sinks.remove(sink)
+
+    def report(self) -> None:
+        for sink in self.sinks:
+            s = sink.statistics()
+            _say(f"facewire: sent {s.frames_sent} frames to {sink} ({s.frames_dropped} dropped to keep up, "
+                 f"{s.packets_dropped} datagrams refused)")
 
 
 def _run_tracking(source, tracker, outs: Sequence[str], preview: str | None, quiet: bool = False,
-                  calibration_out: str | None = None) -> int:
+                  calibration_out: str | None = None, sinks: Sequence = ()) -> int:
     from tqdm import tqdm
 
     from .preview import PreviewWriter
@@ -111,6 +150,7 @@ def _run_tracking(source, tracker, outs: Sequence[str], preview: str | None, qui
     with contextlib.ExitStack() as stack:
         stack.enter_context(source)
         writers = [stack.enter_context(open_writer(out)) for out in outs]
+        live_sinks = _SendAll(stack, sinks)
         pv = stack.enter_context(PreviewWriter(preview, fps=source.fps or 30.0)) if preview else None
         images = iter(source)
         live = _LiveStats() if source.live else None
@@ -135,6 +175,7 @@ def _run_tracking(source, tracker, outs: Sequence[str], preview: str | None, qui
                 for writer in writers:
                     for frame in frames:
                         writer.send(frame)
+                live_sinks.send(frames)
                 proc_ms = (time.perf_counter() - t0) * 1e3
                 if pv is not None:
                     pv.send(image.rgb, frames)
@@ -153,6 +194,7 @@ def _run_tracking(source, tracker, outs: Sequence[str], preview: str | None, qui
     if calibration_out:
         _save_calibration(tracker, calibration_out)
     if not quiet:
+        live_sinks.report()
         where = "".join(f" → {out}" for out in outs if out != "-")
         extra = f", preview → {preview}" if preview else ""
         _say(f"facewire: tracked a face in {tracked} of {total} frames{where}{extra}")
@@ -223,6 +265,55 @@ def _write_video(path: Path, pictures, fps: int = 30) -> None:
         tmp.unlink(missing_ok=True)
 
 
+# -- receive ----------------------------------------------------------------------------------
+def cmd_receive(args: argparse.Namespace) -> int:
+    from .errors import InputError
+    from .sinks import open_receiver
+    from .takes import open_writer
+
+    if args.count is not None and args.count < 1:
+        raise InputError(f"--count: expected a positive number of frames, got {args.count}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise InputError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
+    received = 0
+    with contextlib.ExitStack() as stack:
+        receiver = stack.enter_context(open_receiver(args.protocol, args.host, args.port, timeout_s=args.timeout))
+        writer = stack.enter_context(open_writer(args.out)) if args.out else None
+        host, port = receiver.address
+        _say(f"facewire: listening for {args.protocol} on {host}:{port}")
+        try:
+            for frame in receiver.frames(count=args.count, timeout_s=args.timeout):
+                if writer is not None:
+                    writer.send(frame)
+                else:
+                    print(_frame_line(frame), flush=True)
+                received += 1
+        except KeyboardInterrupt:
+            _say("facewire: stopped; keeping what was received")
+        if args.count is not None and received < args.count and args.timeout is not None:
+            stats = receiver.statistics()
+            raise InputError(f"only {received} of {args.count} frames arrived before nothing came for "
+                             f"{args.timeout:g} s ({stats.bad_packets} bad packets)")
+    stats = receiver.statistics()
+    where = f" → {args.out}" if args.out and args.out != "-" else ""
+    bad = f"; {stats.bad_packets} bad packets skipped (last: {stats.last_error})" if stats.bad_packets else ""
+    _say(f"facewire: received {received} frames from {stats.packets} packets{where}{bad}")
+    return 0
+
+
+def _frame_line(frame: FaceFrame) -> str:
+    """One human-readable line: time, head angles and the strongest blendshapes."""
+    from . import arkit
+
+    if not frame.tracked:
+        return f"{frame.t_s:12.6f}s #{frame.seq:<6d} {frame.source}  no face"
+    top = np.argsort(frame.weights)[::-1][:4]
+    shapes = " ".join(f"{arkit.NAMES[i]}={frame.weights[i]:.3f}" for i in top)
+    h = frame.head
+    return (f"{frame.t_s:12.6f}s #{frame.seq:<6d} {frame.source}  head yaw {h.yaw_deg:+6.1f} "
+            f"pitch {h.pitch_deg:+6.1f} roll {h.roll_deg:+6.1f}  {shapes}")
+
+
 # -- models -----------------------------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
     from . import models
@@ -256,6 +347,49 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.run(args.what, args)
 
 
+# -- convert ----------------------------------------------------------------------------------
+_CONVERT_BAR_BYTES = 8 << 20  # inputs from this size get a progress bar
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .atomic import STDIO
+    from .takes import format_for, format_named, open_writer, read_take
+
+    source = format_named(args.from_format) if args.from_format else format_for(args.input, reading=True)
+    target = format_named(args.to_format) if args.to_format else format_for(args.output)
+    if args.fps is not None and not (source.reader_fps or target.writer_fps):
+        _say(f"facewire: warning: --fps has no effect from {source.name} to {target.name} (both keep their own times)")
+    frames = read_take(args.input, source, fps=args.fps)
+    size = 0 if args.input == STDIO else os.path.getsize(args.input)
+    count = 0
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(open_writer(args.output, target, fps=args.fps))
+        bar = None
+        if not args.quiet and size >= _CONVERT_BAR_BYTES:
+            total = _count_lines(args.input) if source.frame_lines else None
+            bar = stack.enter_context(tqdm(total=total, unit="frame", desc=f"converting {Path(args.input).name}",
+                                           file=sys.stderr, dynamic_ncols=True))
+        for frame in frames:
+            sink.send(frame)
+            count += 1
+            if bar is not None:
+                bar.update(1)
+    if not args.quiet and args.output != STDIO:
+        _say(f"facewire: converted {count} frames: {args.input} ({source.name}) → {args.output} ({target.name})")
+    return 0
+
+
+def _count_lines(path: str) -> int:
+    """Lines in a file (a frame count to within the header), read in chunks."""
+    lines = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            lines += chunk.count(b"\n")
+    return lines
+
+
 # -- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="facewire", description="Real-time AI facial animation.")
@@ -286,8 +420,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blendshape solver; auto = MediaPipe's model when --model gives its bundle")
     t.add_argument("--fps", type=float, default=None, help="frame rate for a folder of images (default 30)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    t.add_argument("--send", metavar="URL", action="append",
+                   help="also stream live to vmc://HOST:PORT, vrchat://HOST:PORT or livelink://HOST:PORT "
+                        "(options as ?name=value); repeatable")
     tracking_flags(t)
     t.set_defaults(func=cmd_track)
+
+    r = sub.add_parser("receive", help="listen for VMC, VRChat OSC or Live Link Face and record or print frames")
+    r.add_argument("protocol", choices=("vmc", "vrchat", "livelink"))
+    r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 = all)")
+    r.add_argument("--port", type=int, default=None,
+                   help="UDP port (default: the protocol's, 39539 / 9000 / 11111; 0 = any free port)")
+    r.add_argument("--out", metavar="FILE", help="take to write (.jsonl, .csv, '-' = JSONL on stdout); "
+                                                 "default: one line per frame on stdout")
+    r.add_argument("--count", type=int, default=None, metavar="N", help="stop after N frames")
+    r.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="stop when nothing arrived for S seconds (default: wait until Ctrl-C)")
+    r.set_defaults(func=cmd_receive)
 
     d = sub.add_parser("demo", help="track a built-in sample and write a take and a preview video")
     d.add_argument("--out-dir", default="facewire-demo", help="where to write (default ./facewire-demo)")
@@ -309,6 +458,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=None, metavar="PATH.task",
                    help="official bundle for bench accuracy (default: ../shared/models copy)")
     b.set_defaults(func=cmd_bench)
+
+    c = sub.add_parser("convert", help="convert a take between formats (jsonl, csv, llf, a2f, rhubarb, visemes)")
+    c.add_argument("input", help="take to read ('-' = JSONL on stdin); format from its suffix or first line")
+    c.add_argument("output", help="take to write ('-' = JSONL on stdout); format from its suffix")
+    c.add_argument("--from", dest="from_format", metavar="FMT",
+                   help="input format: jsonl, csv, llf, a2f, rhubarb-json, rhubarb-tsv or visemes")
+    c.add_argument("--to", dest="to_format", metavar="FMT", help="output format (same names)")
+    c.add_argument("--fps", type=float, default=None, metavar="F",
+                   help="frame rate where a format needs one: sampling Rhubarb cues (default 100), "
+                        "Audio2Face exportFps (default: measured)")
+    c.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    c.set_defaults(func=cmd_convert)
     return p
 
 

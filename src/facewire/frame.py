@@ -3,6 +3,12 @@
 A frame is one face at one instant: 52 ARKit weights, head pose, per-eye gaze, optionally the 478
 landmarks it was solved from. "No face" is ``tracked=False`` with neutral values, never ``None``.
 Arrays inside a frame are read-only; stages build new frames with :meth:`FaceFrame.replace`.
+
+``extras`` is a small read-only map of named numbers that a file format carries and the frame's
+own fields cannot (Live Link Face's eye roll, a take's raw weight above 1), so that converting a
+take through facewire's lossless JSON Lines loses nothing. Keys are namespaced by who defines them
+(``"llf.LeftEyeRoll"``, ``"unclipped.jawOpen"``); nothing in the pipeline reads them but the
+writers of those formats. It is empty for almost every frame and absent from JSON when empty.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -99,6 +106,24 @@ class Gaze:
             object.__setattr__(self, f.name, _finite(getattr(self, f.name), f"gaze.{f.name}"))
 
 
+_NO_EXTRAS: Mapping[str, float] = MappingProxyType({})
+
+
+def _frozen_extras(value: Any) -> Mapping[str, float]:
+    if value is _NO_EXTRAS or (isinstance(value, MappingProxyType) and not value):
+        return _NO_EXTRAS
+    if not isinstance(value, Mapping):
+        raise InputError(f"extras: expected a mapping of names to numbers, got {type(value).__name__}")
+    out: dict[str, float] = {}
+    for key, number in value.items():
+        if not isinstance(key, str) or not key:
+            raise InputError(f"extras: expected non-empty string keys, got {key!r}")
+        if isinstance(number, bool) or not isinstance(number, (int, float, np.integer, np.floating)):
+            raise InputError(f"extras[{key!r}]: expected a number, got {type(number).__name__}")
+        out[key] = _finite(number, f"extras[{key!r}]")
+    return MappingProxyType(out) if out else _NO_EXTRAS
+
+
 def _neutral_weights() -> np.ndarray:
     arr = np.zeros(arkit.COUNT, dtype=np.float32)
     arr.flags.writeable = False
@@ -112,6 +137,7 @@ class FaceFrame:
     ``t_ns`` is media time (integer nanoseconds); ``capture_ns`` the monotonic clock reading when
     the input was captured (for end-to-end latency), 0 when unknown. ``face`` numbers faces when
     several are tracked. ``weights`` are the 52 ARKit coefficients in canonical order, in [0, 1].
+    ``extras`` holds named numbers a take format needs to be rebuilt exactly (see the module doc).
     """
 
     t_ns: int
@@ -125,6 +151,7 @@ class FaceFrame:
     confidence: float = 1.0
     face: int = 0
     capture_ns: int = 0
+    extras: Mapping[str, float] = field(default_factory=lambda: _NO_EXTRAS)
 
     def __post_init__(self) -> None:
         if isinstance(self.t_ns, bool) or not isinstance(self.t_ns, (int, np.integer)):
@@ -148,6 +175,7 @@ class FaceFrame:
             raise InputError(f"confidence: expected a value in [0, 1], got {confidence:g}")
         object.__setattr__(self, "confidence", confidence)
         object.__setattr__(self, "tracked", bool(self.tracked))
+        object.__setattr__(self, "extras", _frozen_extras(self.extras))
 
     # -- convenience -------------------------------------------------------------------------
     def weight(self, name: str) -> float:
@@ -190,6 +218,8 @@ class FaceFrame:
             d["capture_ns"] = self.capture_ns
         if self.landmarks is not None:
             d["landmarks"] = [[float(c) for c in p] for p in self.landmarks]
+        if self.extras:
+            d["extras"] = dict(self.extras)
         return d
 
     def to_json(self) -> str:
@@ -217,6 +247,7 @@ class FaceFrame:
                 gaze=gaze,
                 landmarks=d.get("landmarks"),
                 capture_ns=d.get("capture_ns", 0),
+                extras=d.get("extras", _NO_EXTRAS),
             )
         except KeyError as exc:
             raise InputError(f"frame JSON: missing field {exc.args[0]!r}") from exc
