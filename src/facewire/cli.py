@@ -314,6 +314,99 @@ def _frame_line(frame: FaceFrame) -> str:
             f"pitch {h.pitch_deg:+6.1f} roll {h.roll_deg:+6.1f}  {shapes}")
 
 
+# -- play -------------------------------------------------------------------------------------
+class _MediaClock:
+    """Real-time pacing on `time.perf_counter`: media time ``t`` is due at ``start + (t - t0) / speed``.
+
+    After a stall longer than `RESYNC_S` (a suspended laptop, a debugger) the clock starts over at
+    the late frame instead of sending everything it missed in one burst.
+    """
+
+    RESYNC_S = 0.5
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self.origin: tuple[float, int] | None = None
+
+    def wait(self, t_ns: int) -> float:
+        """Sleep until ``t_ns`` is due; returns how late it is then, in seconds."""
+        now = time.perf_counter()
+        if self.origin is None:
+            self.origin = (now, t_ns)
+        start, t0 = self.origin
+        due = start + (t_ns - t0) / 1e9 / self.speed
+        while now < due:
+            time.sleep(due - now)
+            now = time.perf_counter()
+        late = now - due
+        if late > self.RESYNC_S:
+            self.origin, late = (now, t_ns), 0.0
+        return late
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    import math
+
+    from .atomic import STDIO
+    from .errors import InputError
+    from .takes import format_for, read_take
+    from .takes._timing import FpsMeter
+
+    if not (math.isfinite(args.speed) and args.speed > 0):
+        raise InputError(f"--speed: expected a positive number, got {args.speed:g}")
+    if args.loop and args.take == STDIO:
+        raise InputError("--loop: standard input can be played only once; give a file")
+    fmt = format_for(args.take, reading=True)
+    take = read_take(args.take, fmt)  # checks that the file opens before anything is served
+    sinks = _live_sinks(args.send)
+    clock = _MediaClock(args.speed)
+    played = passes = 0
+    offset_ns = seq_offset = 0
+    first_ns: int | None = None
+    last_ns = 0
+    with contextlib.ExitStack() as stack:
+        live_sinks = _SendAll(stack, sinks)
+        if not live_sinks.sinks:
+            raise InputError("none of the --send destinations could be opened")
+        live = None if args.quiet else _LiveStats()
+        if not args.quiet:
+            _say(f"facewire: playing {args.take} ({fmt.name}) at {args.speed:g}× to "
+                 f"{', '.join(map(str, live_sinks.sinks))}{' in a loop' if args.loop else ''}; Ctrl-C stops")
+        try:
+            while True:
+                meter, count, instant = FpsMeter(), 0, None
+                for frame in take if passes == 0 else read_take(args.take, fmt):
+                    t_ns = frame.t_ns + offset_ns
+                    late_s = clock.wait(t_ns)
+                    t0 = time.perf_counter()
+                    out = frame.replace(t_ns=t_ns, seq=frame.seq + seq_offset,
+                                        capture_ns=time.monotonic_ns() - round(late_s * 1e9))
+                    live_sinks.send([out])
+                    if first_ns is None:
+                        first_ns = t_ns
+                    last_ns, played, count = t_ns, played + 1, count + 1
+                    if t_ns != instant:  # several faces at one instant count once
+                        instant = t_ns
+                        meter.add(frame.t_ns)
+                        if live is not None:
+                            live.add(out.capture_ns, (time.perf_counter() - t0) * 1e3, int(out.tracked))
+                passes += 1
+                if not args.loop or count == 0:
+                    break
+                # The next pass starts one frame period after this one ends; times keep increasing.
+                period_ns = meter.period_ns() or round(1e9 / 30)
+                offset_ns = last_ns + period_ns - (meter.first_ns or 0)
+                seq_offset += count
+        except KeyboardInterrupt:
+            _say("facewire: stopped")
+    if not args.quiet:  # after the sinks closed, so that their counts include the last frames
+        live_sinks.report()
+        media_s = (last_ns - first_ns) / 1e9 if first_ns is not None else 0.0
+        _say(f"facewire: played {played} frames ({media_s:.3f} s of media, {passes} pass{'es' * (passes != 1)}) "
+             f"from {args.take}")
+    return 0
+
+
 # -- models -----------------------------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
     from . import models
@@ -421,8 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fps", type=float, default=None, help="frame rate for a folder of images (default 30)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     t.add_argument("--send", metavar="URL", action="append",
-                   help="also stream live to vmc://HOST:PORT, vrchat://HOST:PORT or livelink://HOST:PORT "
-                        "(options as ?name=value); repeatable")
+                   help="also stream live to vmc://HOST:PORT, vrchat://HOST:PORT or livelink://HOST:PORT, "
+                        "or serve ws://HOST:PORT/PATH (options as ?name=value); repeatable")
     tracking_flags(t)
     t.set_defaults(func=cmd_track)
 
@@ -437,6 +530,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="stop when nothing arrived for S seconds (default: wait until Ctrl-C)")
     r.set_defaults(func=cmd_receive)
+
+    pl = sub.add_parser("play", help="stream a take in real time at its own frame times to live sinks")
+    pl.add_argument("take", help="take to play (any format convert reads; '-' = JSONL on stdin)")
+    pl.add_argument("--send", metavar="URL", action="append", required=True,
+                    help="vmc://HOST:PORT, vrchat://HOST:PORT, livelink://HOST:PORT or ws://HOST:PORT/PATH "
+                         "(served here; options as ?name=value); repeatable")
+    pl.add_argument("--loop", action="store_true", help="start over at the end until Ctrl-C")
+    pl.add_argument("--speed", type=float, default=1.0, metavar="X", help="play X times as fast (default 1)")
+    pl.add_argument("--quiet", action="store_true", help="no fps/latency lines or summary")
+    pl.set_defaults(func=cmd_play)
 
     d = sub.add_parser("demo", help="track a built-in sample and write a take and a preview video")
     d.add_argument("--out-dir", default="facewire-demo", help="where to write (default ./facewire-demo)")
@@ -459,11 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="official bundle for bench accuracy (default: ../shared/models copy)")
     b.set_defaults(func=cmd_bench)
 
-    c = sub.add_parser("convert", help="convert a take between formats (jsonl, csv, llf, a2f, rhubarb, visemes)")
+    c = sub.add_parser("convert", help="convert a take between formats (jsonl, csv, llf, a2f, rhubarb, visemes, gltf)")
     c.add_argument("input", help="take to read ('-' = JSONL on stdin); format from its suffix or first line")
     c.add_argument("output", help="take to write ('-' = JSONL on stdout); format from its suffix")
     c.add_argument("--from", dest="from_format", metavar="FMT",
-                   help="input format: jsonl, csv, llf, a2f, rhubarb-json, rhubarb-tsv or visemes")
+                   help="input format: jsonl, csv, llf, a2f, rhubarb-json, rhubarb-tsv, visemes or gltf")
     c.add_argument("--to", dest="to_format", metavar="FMT", help="output format (same names)")
     c.add_argument("--fps", type=float, default=None, metavar="F",
                    help="frame rate where a format needs one: sampling Rhubarb cues (default 100), "

@@ -179,8 +179,9 @@ def test_sending_to_nobody_never_stops_tracking(clip: Path, tmp_path: Path) -> N
 
 
 def test_bad_send_url_fails_before_tracking(clip: Path, tmp_path: Path) -> None:
-    proc = run("track", clip, "--send", "ws://localhost:8765", "--out", "take.jsonl", cwd=tmp_path)
+    proc = run("track", clip, "--send", "wss://localhost:8765", "--out", "take.jsonl", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "facewire: error: ws://: the WebSocket sink is not implemented yet; available: livelink://, vmc://, vrchat://")
+        "facewire: error: wss://: secure WebSockets are not served directly; serve ws:// behind a TLS proxy; "
+        "available: livelink://, vmc://, vrchat://, ws://")
     assert not (tmp_path / "take.jsonl").exists()

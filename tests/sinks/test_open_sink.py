@@ -14,7 +14,7 @@ from facewire.sinks import PROTOCOLS, LiveLinkSink, VmcSink, VrchatSink, open_re
 def test_public_surface() -> None:
     for name in sinks.__all__:
         assert hasattr(sinks, name), name
-    assert sorted(PROTOCOLS) == ["livelink", "vmc", "vrchat"]
+    assert sorted(PROTOCOLS) == ["livelink", "vmc", "vrchat", "ws"]
     with pytest.raises(TypeError):
         PROTOCOLS["x"] = PROTOCOLS["vmc"]  # read-only, not a registry to mutate at import
 
@@ -47,9 +47,11 @@ def test_options_in_the_query() -> None:
 @pytest.mark.parametrize(
     "url, message",
     [
-        ("ws://localhost:8765", "ws://: the WebSocket sink is not implemented yet; available: livelink://, vmc://, vrchat://"),
-        ("http://example.com", "unknown sink scheme 'http'; expected one of livelink://, vmc://, vrchat://"),
-        ("127.0.0.1:9000", "sink URL: expected scheme://host:port (one of livelink://, vmc://, vrchat://), got '127.0.0.1:9000'"),
+        ("wss://localhost:8765", "wss://: secure WebSockets are not served directly; serve ws:// behind a TLS proxy; "
+                                 "available: livelink://, vmc://, vrchat://, ws://"),
+        ("http://example.com", "unknown sink scheme 'http'; expected one of livelink://, vmc://, vrchat://, ws://"),
+        ("127.0.0.1:9000", "sink URL: expected scheme://host:port (one of livelink://, vmc://, vrchat://, ws://), "
+                           "got '127.0.0.1:9000'"),
         ("vmc://h:99999", "vmc://h:99999: expected a port number in 1..65535"),
         ("vmc://h:0", "vmc port: expected an integer in 1..65535, got 0"),
         ("vmc://h/path", "vmc://h/path: expected vmc://host:port with optional ?options, nothing else"),

@@ -190,7 +190,7 @@ def test_receiver_stops_at_count_and_on_timeout() -> None:
 @pytest.mark.parametrize("make, message", [
     (lambda: open_receiver("livelink", port=-1), "livelink port: expected an integer in 0..65535, got -1"),
     (lambda: open_receiver("vmc", timeout_s=0), "vmc timeout_s: expected a positive number or None, got 0"),
-    (lambda: open_receiver("ftp"), "unknown sink scheme 'ftp'; expected one of livelink://, vmc://, vrchat://"),
+    (lambda: open_receiver("ftp"), "unknown sink scheme 'ftp'; expected one of livelink://, vmc://, vrchat://, ws://"),
 ])
 def test_receiver_arguments(make, message: str) -> None:
     with pytest.raises(InputError) as info:

@@ -16,7 +16,7 @@ from facewire.takes.llf import HEADER, format_timecode
 FACEWIRE = [sys.executable, "-m", "facewire", "convert"]
 README_TSV = "0.00\tX\n0.05\tD\n0.27\tC\n0.31\tB\n0.43\tX\n0.47\tX\n"
 SUFFIX = {"jsonl": ".jsonl", "csv": ".csv", "llf": ".llf.csv", "a2f": ".a2f.json", "rhubarb-json": ".rhubarb.json",
-          "rhubarb-tsv": ".rhubarb.tsv", "visemes": ".visemes.json"}
+          "rhubarb-tsv": ".rhubarb.tsv", "visemes": ".visemes.json", "gltf": ".glb"}
 
 
 def convert(*args, stdin: bytes | None = None) -> subprocess.CompletedProcess:

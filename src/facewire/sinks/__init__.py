@@ -5,11 +5,14 @@
 | ``vmc://``      | `vmc`      | VMC protocol (OSC): Perfect Sync + VRM presets, head | 39539        |
 | ``vrchat://``   | `vrchat`   | VRChat OSC, VRCFaceTracking Unified Expressions v2  | 9000         |
 | ``livelink://`` | `livelink` | Live Link Face UDP packets, version 6              | 11111        |
+| ``ws://``       | `websocket` | a WebSocket server streaming versioned JSON frames | 8765         |
 
 `open_sink` makes a sink from a URL such as ``vmc://127.0.0.1:39539`` or
 ``livelink://192.168.1.20?subject=iPhone&fps=30``: host and port (defaults above), and constructor
-options as query parameters (each sink class lists its ``URL_OPTIONS``). `open_receiver` makes the
-matching receiver. Adding a protocol is one module plus one line in ``_PROTOCOLS``.
+options as query parameters (each sink class lists its ``URL_OPTIONS``). A ``ws://`` URL may also
+name the path it serves on (``ws://0.0.0.0:8765/face``); its host and port are where facewire
+listens, not where it sends. `open_receiver` makes the matching receiver (for ``ws``, a client that
+connects to such a server). Adding a protocol is one module plus one line in ``_PROTOCOLS``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .livelink import LiveLinkReceiver, LiveLinkSink
 from .udp import ReceiverStats, SenderStats, UdpReceiver, UdpSender
 from .vmc import VmcReceiver, VmcSink
 from .vrchat import VrchatReceiver, VrchatSink
+from .websocket import WebSocketReceiver, WebSocketSink, WebSocketStats
 
 __all__ = [
     "Protocol",
@@ -35,6 +39,9 @@ __all__ = [
     "VmcReceiver",
     "VrchatSink",
     "VrchatReceiver",
+    "WebSocketSink",
+    "WebSocketReceiver",
+    "WebSocketStats",
     "SenderStats",
     "ReceiverStats",
 ]
@@ -44,22 +51,22 @@ class Protocol(NamedTuple):
     """One live protocol: its URL scheme, the sink class and the receiver class."""
 
     scheme: str
-    sink: type[UdpSender]
-    receiver: type[UdpReceiver]
+    sink: type[UdpSender] | type[WebSocketSink]
+    receiver: type[UdpReceiver] | type[WebSocketReceiver]
 
 
 _PROTOCOLS = (
     Protocol("vmc", VmcSink, VmcReceiver),
     Protocol("vrchat", VrchatSink, VrchatReceiver),
     Protocol("livelink", LiveLinkSink, LiveLinkReceiver),
+    Protocol("ws", WebSocketSink, WebSocketReceiver),
 )
 
 PROTOCOLS: Mapping[str, Protocol] = MappingProxyType({p.scheme: p for p in _PROTOCOLS})
 """URL scheme → protocol."""
 
 _NOT_YET: Mapping[str, str] = MappingProxyType({
-    "ws": "the WebSocket sink is not implemented yet",
-    "wss": "the WebSocket sink is not implemented yet",
+    "wss": "secure WebSockets are not served directly; serve ws:// behind a TLS proxy",
 })
 
 
@@ -78,7 +85,7 @@ def protocol_for(scheme: str) -> Protocol:
         raise InputError(f"unknown sink scheme {scheme!r}; expected one of {_schemes()}") from None
 
 
-def open_sink(url: str) -> UdpSender:
+def open_sink(url: str) -> UdpSender | WebSocketSink:
     """A sink (use it in a ``with`` block) for ``scheme://host:port?option=value``."""
     if not isinstance(url, str) or "://" not in url:
         raise InputError(f"sink URL: expected scheme://host:port (one of {_schemes()}), got {url!r}")
@@ -88,8 +95,10 @@ def open_sink(url: str) -> UdpSender:
         port = parts.port
     except ValueError:
         raise InputError(f"{url}: expected a port number in 1..65535") from None
-    if parts.path not in ("", "/") or parts.fragment or parts.username or parts.password:
-        raise InputError(f"{url}: expected {proto.scheme}://host:port with optional ?options, nothing else")
+    with_path = getattr(proto.sink, "URL_PATH", False)
+    if (parts.path not in ("", "/") and not with_path) or parts.fragment or parts.username or parts.password:
+        path = "/path" if with_path else ""
+        raise InputError(f"{url}: expected {proto.scheme}://host:port{path} with optional ?options, nothing else")
     options = proto.sink.URL_OPTIONS
     kwargs = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
@@ -100,10 +109,13 @@ def open_sink(url: str) -> UdpSender:
             kwargs[key] = options[key](value)
         except ValueError:
             raise InputError(f"{url}: option {key}={value!r} is not valid") from None
+    if with_path:
+        kwargs["path"] = parts.path or "/"
     return proto.sink(parts.hostname or "127.0.0.1", port, **kwargs)
 
 
-def open_receiver(scheme: str, host: str = "127.0.0.1", port: int | None = None, **kwargs) -> UdpReceiver:
+def open_receiver(scheme: str, host: str = "127.0.0.1", port: int | None = None,
+                  **kwargs) -> UdpReceiver | WebSocketReceiver:
     """A receiver (use it in a ``with`` block) for protocol ``scheme`` on ``host:port`` (port None:
     the protocol's default; 0: any free port)."""
     return protocol_for(scheme).receiver(host, port, **kwargs)

@@ -16,6 +16,8 @@ name               suffixes                    what
 ``rhubarb-json``   ``.rhubarb.json``           Rhubarb Lip Sync mouth cues, JSON
 ``rhubarb-tsv``    ``.rhubarb.tsv``, ``.tsv``  Rhubarb Lip Sync mouth cues, TSV
 ``visemes``        ``.visemes.json``           OVR 15-viseme timeline
+``gltf``           ``.glb``                    glTF 2.0 binary: head mesh with the 52 ARKit
+                                               morph targets, weights + head rotation animated
 =================  ==========================  =================================================
 
 The longest matching suffix wins (``take.llf.csv`` is ``llf``, ``take.csv`` is ``csv``). For
@@ -35,12 +37,14 @@ from ..frame import FaceFrame
 from ..pipeline import Sink
 from . import a2f as _a2f_take
 from . import csv as _csv_take
+from . import gltf as _gltf_take
 from . import jsonl as _jsonl_take
 from . import llf as _llf_take
 from . import rhubarb as _rhubarb_take
 from . import visemes as _visemes_take
 from .a2f import A2fWriter, read_a2f
 from .csv import CsvWriter, read_csv
+from .gltf import GltfWriter, read_gltf
 from .jsonl import JsonlWriter, read_jsonl
 from .llf import LlfCsvWriter, read_llf_csv
 from .rhubarb import (
@@ -73,6 +77,8 @@ __all__ = [
     "read_rhubarb_tsv",
     "VisemesWriter",
     "read_visemes",
+    "GltfWriter",
+    "read_gltf",
 ]
 
 
@@ -101,6 +107,7 @@ _MODULES = (
     Format("rhubarb-json", RhubarbJsonWriter, read_rhubarb_json, _rhubarb_take.JSON_SUFFIXES, reader_fps=True),
     Format("rhubarb-tsv", RhubarbTsvWriter, read_rhubarb_tsv, _rhubarb_take.TSV_SUFFIXES + (".tsv",), reader_fps=True),
     Format("visemes", VisemesWriter, read_visemes, _visemes_take.SUFFIXES),
+    Format("gltf", GltfWriter, read_gltf, _gltf_take.SUFFIXES),
 )
 
 FORMATS: Mapping[str, Format] = MappingProxyType(
