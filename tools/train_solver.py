@@ -3,23 +3,38 @@
 Reproducible: fixed seeds, inputs are the GRID clips in ../shared/data and skimage's astronaut,
 the teacher is MediaPipe's official bundle in ../shared/models. Steps:
 
-1. Base faces: every 3rd frame of the GRID training clips, and the astronaut photo.
-2. Synthetic expressions: each sample deforms a base face by a smooth image warp that acts out a
-   random combination of facial motions (smile, frown, stretch, pucker, jaw open/sideways, lip
-   raise/lower/press, mouth sideways, brow raise/lower, blink, squint, wide eyes, cheek puff,
-   sneer, gaze shifts), at random intensities, then a random in-plane rotation and scale.
-3. Labels: the official pipeline (its 478-point model + blendshape model) on the warped image.
-   Input: facewire's package pipeline (468-point mesh + iris) on the same image → head-frame
-   landmarks → `features`.
-4. A two-layer network (ReLU, sigmoid output) fitted with Adam on the samples and their mirror
-   images; validated on GRID clips held out of training.
+1. Real pairs. Every frame of the GRID training clips and the astronaut photo is seen by both
+   pipelines: as it is, in ``REAL_VARIANTS - 1`` augmented copies (random in-plane rotation, scale,
+   shift and mirror; a small perspective warp as from a turned head; brightness, contrast, gamma,
+   white balance, blur, noise and JPEG loss; or all of these together), and, for the clips, once
+   more tracked frame to frame (the region predicted from the previous frame's mesh, as in video).
+   Input: facewire's package pipeline (468-point mesh + iris) → head-frame landmarks → `features`.
+   Label: the official pipeline (its 478-point model + blendshape model) on the same image.
+   These pairs teach the systematic gap between the two landmark models.
+2. Synthetic expressions. A random combination of facial motions (smile, frown, stretch, pucker,
+   jaw open/sideways, lip raise/lower/press, mouth sideways, brow raise/lower, blink, squint, wide
+   eyes, cheek puff, sneer, gaze shifts), at random intensities, is added to both landmark sets of
+   a real pair (in the head frame; moved into the official landmarks' image frame for the teacher).
+   GRID speakers barely move their brows or smile: these samples cover what a webcam user does.
+3. Networks: an ensemble of ``MEMBERS`` two-layer networks (ReLU, sigmoid output, MSE), fitted
+   with Adam on the samples and their mirror images. Each network is split by face region: the
+   eye, brow, mouth/jaw and cheek/nose channels have their own hidden units, which see only the
+   landmarks of their part of the face (`REGIONS`). With five faces to learn the landmark-model
+   gap from, a dense network also learns who is who (e.g. one speaker's mouth shape "predicts"
+   their squint); local inputs keep it to what each part of the face shows.
+4. Validation on the GRID clips held out of training (``HELD_OUT``), per frame (fresh detection)
+   and tracked (as ``facewire bench accuracy`` runs them); ``--cv`` also reports leave-one-clip-out
+   cross-validation over the training clips, the honest way to compare settings.
 
-Run: python tools/train_solver.py [--samples 6000] [--workers 2]
+Run: python tools/train_solver.py [--seed 0] [--members 3] [--cv]
+Samples are cached (``--cache``); the cache is rebuilt when the sampling settings or the features
+change.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import multiprocessing as mp
 import sys
@@ -32,7 +47,7 @@ import numpy as np
 
 from facewire import arkit
 from facewire.models import ensure_package_models, load_task_bundle
-from facewire.vision.blendshapes import features, mirror_features
+from facewire.vision.blendshapes import FEATURE_POINTS, BlendshapeSolver, features, mirror_features
 from facewire.vision.mp_blendshapes import MediaPipeBlendshapes
 from facewire.vision.pose import RIGID, PoseSolver, canonical_face, umeyama
 from facewire.vision.tracker import LandmarkTracker
@@ -161,12 +176,15 @@ def motions() -> dict[str, callable]:
 MOTIONS = motions()
 
 
+
 # ---------------------------------------------------------------------------------------------
 # Samples: real faces as both pipelines see them, and the same faces performing motions
 # ---------------------------------------------------------------------------------------------
-REAL_VARIANTS = 6  # each base image as it is, plus randomly rotated/scaled/mirrored copies
-REAL_WEIGHT = 6  # real pairs are repeated this often in training: they teach the landmark-model gap
+REAL_VARIANTS = 24  # each base image as it is, plus augmented copies
+SYNTHETIC = 4000  # synthetic samples per base face (4 GRID speakers, the astronaut)
+REAL_WEIGHT = 1  # how often real pairs are repeated in training
 IRIS_MOVE = 0.45  # cm: how far a full gaze shift moves the iris centre in the head frame
+SAMPLING_VERSION = 2  # bump when the sampling changes, so that a stale cache is not used
 
 
 class Sampler:
@@ -180,15 +198,23 @@ class Sampler:
         self.teacher = MediaPipeBlendshapes(official.blendshapes)
         self.pose = PoseSolver()
 
-    def observe(self, rgb: np.ndarray):
-        """(features, teacher weights, package head-frame landmarks, official landmarks) or None."""
-        self.package.reset()
-        self.official.reset()
-        a, b = self.package(rgb), self.official(rgb)
+    def _pair(self, rgb: np.ndarray, a, b):
         if not a or not b:
             return None
         pose = self.pose(a[0].landmarks, (rgb.shape[1], rgb.shape[0]))
         return features(pose.head_frame), self.teacher(b[0].landmarks), pose.head_frame, b[0].landmarks
+
+    def observe(self, rgb: np.ndarray):
+        """(features, teacher weights, package head-frame landmarks, official landmarks) or None: a fresh detection."""
+        self.package.reset()
+        self.official.reset()
+        return self._pair(rgb, self.package(rgb), self.official(rgb))
+
+    def track(self, frames: list[np.ndarray]) -> list:
+        """`observe` for consecutive frames, each region predicted from the previous frame (as in video)."""
+        self.package.reset()
+        self.official.reset()
+        return [self._pair(f, self.package(f), self.official(f)) for f in frames]
 
     def motion(self) -> tuple[np.ndarray, np.ndarray]:
         """A random combination of motions (468×3 cm) and an iris shift (2, cm) in the head frame."""
@@ -218,7 +244,7 @@ class Sampler:
 
 
 def _similarity(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random in-plane rotation, scale, shift and mirror of a whole image (real landmark noise)."""
+    """A random in-plane rotation, scale, shift and mirror of a whole image."""
     h, w = rgb.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2 + rng.uniform(-0.1, 0.1) * w, h / 2 + rng.uniform(-0.1, 0.1) * h),
                                 float(rng.uniform(-30, 30)), float(rng.uniform(0.6, 1.3)))
@@ -226,54 +252,172 @@ def _similarity(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out[:, ::-1].copy() if rng.random() < 0.5 else out
 
 
-def _grid_frames(held_out: bool, every: int = 3) -> list[np.ndarray]:
-    frames = []
-    for clip in sorted(GRID.glob("*.mpg")):
-        if (clip.stem in HELD_OUT) != held_out:
-            continue
-        with av.open(str(clip)) as c:
-            for i, f in enumerate(c.decode(video=0)):
-                if i % every == 0:
-                    frames.append(f.to_ndarray(format="rgb24"))
-    return frames
+def _perspective(rgb: np.ndarray, rng: np.random.Generator, amount: float = 0.08) -> np.ndarray:
+    """A small homography, as if the (roughly planar) face turned a little left/right or up/down."""
+    h, w = rgb.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    yaw, pitch = rng.uniform(-amount, amount, 2)
+    dst = src.copy()
+    dst[[1, 2], 1] += np.array([1, -1]) * yaw * h  # one side taller, the other shorter
+    dst[[0, 3], 1] -= np.array([1, -1]) * yaw * h
+    dst[[0, 1], 0] += np.array([1, -1]) * pitch * w  # top narrower or wider than the bottom
+    dst[[3, 2], 0] -= np.array([1, -1]) * pitch * w
+    dst += rng.normal(0, amount * 0.15 * w, dst.shape).astype(np.float32)
+    m = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+    return cv2.warpPerspective(rgb, m, (w, h), borderMode=cv2.BORDER_REFLECT)
 
 
-def _bases() -> list[np.ndarray]:
-    import skimage.data
+def _photometric(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Contrast, brightness, gamma and white balance; sometimes blur, sensor noise and JPEG loss."""
+    x = rgb.astype(np.float32) / 255
+    x = np.clip((x - 0.5) * rng.uniform(0.6, 1.4) + 0.5 + rng.uniform(-0.2, 0.2), 0, 1) ** rng.uniform(0.7, 1.4)
+    x = x * rng.uniform(0.85, 1.15, 3)
+    out = np.clip(x * 255, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.5))
+    if rng.random() < 0.3:
+        out = np.clip(out + rng.normal(0, rng.uniform(2, 8), out.shape), 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        _, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
+        out = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+    return out
 
-    astronaut = skimage.data.astronaut()
-    return _grid_frames(held_out=False, every=1) + [astronaut] * 40
+
+def _augment(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    kind = ("similarity", "perspective", "photometric", "all")[rng.integers(4)]
+    if kind in ("similarity", "all"):
+        rgb = _similarity(rgb, rng)
+    if kind in ("perspective", "all"):
+        rgb = _perspective(rgb, rng)
+    if kind in ("photometric", "all"):
+        rgb = _photometric(rgb, rng)
+    return rgb
 
 
-def _work(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Real samples (similarity-augmented base images) and synthetic ones from one worker."""
-    seed, count = args
+def _clip_frames(name: str) -> list[np.ndarray]:
+    with av.open(str(GRID / f"{name}.mpg")) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def _training_clips() -> list[str]:
+    return [p.stem for p in sorted(GRID.glob("*.mpg")) if p.stem not in HELD_OUT]
+
+
+def _base_images(group: str) -> list[np.ndarray]:
+    if group == "astronaut":
+        import skimage.data
+
+        return [skimage.data.astronaut()] * 40  # weighted like a short clip
+    return _clip_frames(group)
+
+
+def _work(task: tuple[int, str, int, int, bool, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Real pairs (variants ``first``..``last-1`` of each base image, tracked pass optional) and synthetic samples."""
+    seed, group, first, last, tracked, synthetic = task
     sampler = Sampler(seed)
-    bases = _bases()[seed % 2::2]
+    images = _base_images(group)
     observed = []
-    for img in bases:
-        for k in range(REAL_VARIANTS):
-            got = sampler.observe(img if k == 0 else _similarity(img, sampler.rng))
+    for k in range(first, last):
+        for img in images:
+            got = sampler.observe(img if k == 0 else _augment(img, sampler.rng))
             if got is not None:
                 observed.append(got)
+    if tracked:
+        observed += [o for o in sampler.track(images) if o is not None]
     real_x, real_y = np.array([o[0] for o in observed]), np.array([o[1] for o in observed])
-    syn = [sampler.synthesise(observed[sampler.rng.integers(len(observed))]) for _ in range(count)]
+    syn = [sampler.synthesise(observed[sampler.rng.integers(len(observed))]) for _ in range(synthetic)]
     return real_x, real_y, np.array([s[0] for s in syn]), np.array([s[1] for s in syn])
 
 
+def _tasks(variants: int, synthetic: int, sample_seed: int) -> list[tuple[str, tuple]]:
+    """Work split into halves of similar size, with fixed seeds: the samples do not depend on scheduling."""
+    tasks = []
+    for g, group in enumerate(_training_clips() + ["astronaut"]):
+        half = variants // 2
+        for h, (first, last) in enumerate(((0, half), (half, variants))):
+            seed = 1000 + 10 * g + h + 100 * sample_seed
+            tasks.append((group, (seed, group, first, last, group != "astronaut" and h == 0, synthetic // 2)))
+    return tasks
+
+
+def _feature_fingerprint() -> str:
+    """Changes when `features` changes (so that cached samples of old features are not reused)."""
+    rng = np.random.default_rng(0)
+    probe = np.concatenate([CANON, np.zeros((10, 3))]) + rng.normal(0, 0.1, (478, 3))
+    return hashlib.sha256(features(probe).round(4).tobytes()).hexdigest()[:16]
+
+
+def samples(cache: Path, variants: int, synthetic: int, workers: int, sample_seed: int) -> dict[str, np.ndarray]:
+    """Real and synthetic samples with their base face (``real_g``/``syn_g``: index into ``groups``)."""
+    key = f"v{SAMPLING_VERSION} variants={variants} synthetic={synthetic} seed={sample_seed} features={_feature_fingerprint()}"
+    if cache.exists():
+        data = dict(np.load(cache))
+        if str(data.get("key", "")) == key:
+            return data
+        print(f"{cache}: made with other settings, rebuilding")
+    tasks = _tasks(variants, synthetic, sample_seed)
+    groups = list(dict.fromkeys(g for g, _ in tasks))
+    with mp.get_context("spawn").Pool(workers) as pool:
+        parts = pool.map(_work, [t for _, t in tasks], chunksize=1)
+    gid = [groups.index(g) for g, _ in tasks]
+    data = {
+        "real_x": np.concatenate([p[0] for p in parts]), "real_y": np.concatenate([p[1] for p in parts]),
+        "real_g": np.concatenate([np.full(len(p[0]), g) for p, g in zip(parts, gid)]),
+        "syn_x": np.concatenate([p[2] for p in parts]), "syn_y": np.concatenate([p[3] for p in parts]),
+        "syn_g": np.concatenate([np.full(len(p[2]), g) for p, g in zip(parts, gid)]),
+        "groups": np.array(groups), "key": np.array(key),
+    }
+    np.savez(cache, **data)
+    return data
+
+
 # ---------------------------------------------------------------------------------------------
-# The network
+# The networks
 # ---------------------------------------------------------------------------------------------
-def train(x: np.ndarray, y: np.ndarray, out_index: np.ndarray, hidden: int = 96, epochs: int = 100, decay: float = 1e-4,
-          seed: int = 0):
+def _channels(prefixes: tuple[str, ...] = (), names: tuple[str, ...] = ()) -> list[str]:
+    return [n for n in arkit.NAMES if n.startswith(prefixes) or n in names]
+
+
+# (channels, which canonical-face points (head frame, cm: x to the subject's left, y up) they see,
+# whether they see the iris features). Each eye's channels see both eyes (blinks, gaze and squints
+# move together) and have hidden units of their own.
+REGIONS = (
+    ([n for n in _channels(("eye",)) if n.endswith("Right")], lambda p: p[1] > -3.0, True),
+    ([n for n in _channels(("eye",)) if n.endswith("Left")], lambda p: p[1] > -3.0, True),
+    (_channels(("brow",)), lambda p: p[1] > -2.0, False),
+    (_channels(("jaw", "mouth")), lambda p: p[1] < -3.0, False),
+    (_channels(("cheek", "nose")), lambda p: -10.0 < p[1] < 0.5, False),
+)
+HIDDEN_PER_REGION = 16
+MEMBERS = 3
+
+
+def region_masks(out_index: np.ndarray, hidden: int = HIDDEN_PER_REGION) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 masks of the first (features × hidden) and second (hidden × outputs) layer weights."""
+    n_iris = 2  # the last two feature points are the iris centres
+    m1 = np.zeros((3 * len(FEATURE_POINTS), hidden * len(REGIONS)), np.float32)
+    m2 = np.zeros((hidden * len(REGIONS), len(out_index)), np.float32)
+    column = {int(c): k for k, c in enumerate(out_index)}
+    for r, (names, sees, iris) in enumerate(REGIONS):
+        units = slice(r * hidden, (r + 1) * hidden)
+        for k, p in enumerate(FEATURE_POINTS):
+            if (iris if k >= len(FEATURE_POINTS) - n_iris else sees(CANON[p])):
+                m1[3 * k:3 * k + 3, units] = 1.0
+        for n in names:
+            if arkit.INDEX[n] in column:
+                m2[units, column[arkit.INDEX[n]]] = 1.0
+    return m1, m2
+
+
+def train(z: np.ndarray, t: np.ndarray, masks: tuple[np.ndarray, np.ndarray], epochs: int = 60, decay: float = 1e-4,
+          seed: int = 0) -> list[np.ndarray]:
+    """One region-masked network on standardised inputs ``z`` and targets ``t``: [w1, b1, w2, b2]."""
     rng = np.random.default_rng(seed)
-    mean, std = x.mean(0), x.std(0) + 1e-3
-    z = ((x - mean) / std).astype(np.float32)
-    t = y[:, out_index].astype(np.float32)
-    w1 = (rng.standard_normal((z.shape[1], hidden)) * math.sqrt(2 / z.shape[1])).astype(np.float32)
-    b1 = np.zeros(hidden, np.float32)
-    w2 = (rng.standard_normal((hidden, t.shape[1])) * math.sqrt(1 / hidden)).astype(np.float32)
-    b2 = np.zeros(t.shape[1], np.float32)
+    m1, m2 = masks
+    w1 = (rng.standard_normal(m1.shape) * np.sqrt(2 / m1.sum(0, keepdims=True).clip(1))).astype(np.float32) * m1
+    b1 = np.zeros(m1.shape[1], np.float32)
+    w2 = (rng.standard_normal(m2.shape) * np.sqrt(1 / m2.sum(0, keepdims=True).clip(1))).astype(np.float32) * m2
+    b2 = np.zeros(m2.shape[1], np.float32)
     params = [w1, b1, w2, b2]
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
@@ -281,77 +425,145 @@ def train(x: np.ndarray, y: np.ndarray, out_index: np.ndarray, hidden: int = 96,
     batch = 128
     for epoch in range(epochs):
         order = rng.permutation(len(z))
+        rate = lr * (0.5 * (1 + math.cos(math.pi * epoch / epochs)))
         for i in range(0, len(z), batch):
             idx = order[i:i + batch]
             h_pre = z[idx] @ w1 + b1
             h = np.maximum(h_pre, 0)
             p = 1 / (1 + np.exp(-(h @ w2 + b2)))
             g_out = (p - t[idx]) * p * (1 - p) * (2 / len(idx))  # MSE through the sigmoid
-            grads = [None] * 4
-            grads[3] = g_out.sum(0)
-            grads[2] = h.T @ g_out + decay * w2
             g_h = (g_out @ w2.T) * (h_pre > 0)
-            grads[1] = g_h.sum(0)
-            grads[0] = z[idx].T @ g_h + decay * w1
+            grads = [(z[idx].T @ g_h + decay * w1) * m1, g_h.sum(0), (h.T @ g_out + decay * w2) * m2, g_out.sum(0)]
             step += 1
-            rate = lr * (0.5 * (1 + math.cos(math.pi * epoch / epochs)))
             for k, (p_, g) in enumerate(zip(params, grads)):
                 m[k] = b1m * m[k] + (1 - b1m) * g
                 v[k] = b2m * v[k] + (1 - b2m) * g * g
                 p_ -= rate * (m[k] / (1 - b1m**step)) / (np.sqrt(v[k] / (1 - b2m**step)) + 1e-8)
-    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "w1": w1, "b1": b1, "w2": w2, "b2": b2,
+    return params
+
+
+def fit(x: np.ndarray, y: np.ndarray, members: int = MEMBERS, epochs: int = 60, decay: float = 1e-4,
+        seed: int = 0) -> dict[str, np.ndarray]:
+    """The ensemble, in the layout `BlendshapeSolver` reads."""
+    out_index = np.array([i for i in range(arkit.COUNT) if arkit.NAMES[i] != "tongueOut"])
+    mean, std = x.mean(0), x.std(0) + 1e-3
+    z = ((x - mean) / std).astype(np.float32)
+    t = y[:, out_index].astype(np.float32)
+    masks = region_masks(out_index)
+    nets = [train(z, t, masks, epochs, decay, seed=1000 * seed + e) for e in range(members)]
+    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32),
+            **{k: np.stack([n[i] for n in nets]) for i, k in enumerate(("w1", "b1", "w2", "b2"))},
             "out_index": out_index.astype(np.int16)}
 
 
-def report(weights: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, label: str) -> None:
-    from facewire.vision.blendshapes import BlendshapeSolver
+def training_set(data: dict[str, np.ndarray], groups: list[int], real_weight: int = REAL_WEIGHT):
+    """Real pairs (repeated ``real_weight`` times) and synthetic samples of the given base faces, plus mirror images."""
+    r, s = np.isin(data["real_g"], groups), np.isin(data["syn_g"], groups)
+    x = np.concatenate([np.repeat(data["real_x"][r], real_weight, 0), data["syn_x"][s]])
+    y = np.concatenate([np.repeat(data["real_y"][r], real_weight, 0), data["syn_y"][s]])
+    return np.concatenate([x, mirror_features(x)]), np.concatenate([y, arkit.mirror_weights(y)])
 
-    pred = BlendshapeSolver(weights).predict(x)
-    moving = [i for i in range(arkit.COUNT) if y[:, i].std() > 0.05]
-    rs = [np.corrcoef(pred[:, i], y[:, i])[0, 1] for i in moving]
-    mae = np.abs(pred - y).mean()
-    print(f"{label}: n={len(x)} MAE={mae:.4f} mean r over {len(moving)} moving channels={np.mean(rs) if rs else float('nan'):.3f}")
-    for i, r in zip(moving, rs):
-        print(f"   {arkit.NAMES[i]:20s} r={r:.3f} std={y[:, i].std():.3f}")
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+MOVING_STD = 0.05  # a channel "moves" when the reference's std exceeds this
+BLINK = 0.5
+
+
+def pearson(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """Pearson r per channel that moves in the reference."""
+    return {arkit.NAMES[i]: float(np.corrcoef(pred[:, i], ref[:, i])[0, 1]) if pred[:, i].std() > 0 else 0.0
+            for i in range(arkit.COUNT) if ref[:, i].std() > MOVING_STD}
+
+
+def blinks(pred: np.ndarray, ref: np.ndarray, slack: int = 2) -> tuple[int, int]:
+    """(reference blink events, of them matched by a prediction > 0.5 within ±slack frames)."""
+    total = matched = 0
+    for name in ("eyeBlinkLeft", "eyeBlinkRight"):
+        i = arkit.INDEX[name]
+        on = np.concatenate([[False], ref[:, i] > BLINK, [False]])
+        edges = np.flatnonzero(np.diff(on.astype(int)))
+        for a, b in zip(edges[::2], edges[1::2]):
+            total += 1
+            matched += bool(pred[max(0, a - slack):b + slack, i].max() > BLINK)
+    return total, matched
+
+
+def clip_pairs(names: list[str], tracked: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(features, teacher weights) per clip: frames tracked as in video, or each detected afresh."""
+    sampler = Sampler(7)
+    out = []
+    for name in names:
+        frames = _clip_frames(name)
+        pairs = sampler.track(frames) if tracked else [sampler.observe(f) for f in frames]
+        pairs = [p for p in pairs if p is not None]
+        out.append((np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])))
+    return out
+
+
+def report(weights: dict[str, np.ndarray], clips: list[tuple[np.ndarray, np.ndarray]], label: str, detail: bool = True) -> float:
+    solver = BlendshapeSolver(weights)
+    preds = [solver.predict(x) for x, _ in clips]
+    pred, ref = np.concatenate(preds), np.concatenate([y for _, y in clips])
+    r = pearson(pred, ref)
+    total, matched = (sum(v) for v in zip(*(blinks(p, y) for p, (_, y) in zip(preds, clips))))
+    mean_r = float(np.mean(list(r.values()))) if r else float("nan")
+    print(f"{label}: n={len(pred)} MAE={np.abs(pred - ref).mean():.4f} mean r over {len(r)} moving channels={mean_r:.3f}"
+          f" blinks matched {matched}/{total}")
+    if detail:
+        for name, v in r.items():
+            print(f"   {name:20s} r={v:.3f} std={ref[:, arkit.INDEX[name]].std():.3f}")
+    return mean_r
+
+
+def cross_validate(data: dict[str, np.ndarray], args: argparse.Namespace) -> None:
+    """Leave one training clip out: fit on the rest, measure on its tracked frames, pooled over clips."""
+    groups = [str(g) for g in data["groups"]]
+    clips = [g for g in groups if g != "astronaut"]
+    preds, refs, per = [], [], []
+    for name, (x_clip, y_clip) in zip(clips, clip_pairs(clips, tracked=True)):
+        keep = [k for k, g in enumerate(groups) if g != name]
+        x, y = training_set(data, keep, args.real_weight)
+        w = fit(x, y, members=args.members, epochs=args.epochs, decay=args.decay, seed=args.seed)
+        per.append(report(w, [(x_clip, y_clip)], f"  cv {name}", detail=False))
+        preds.append(BlendshapeSolver(w).predict(x_clip))
+        refs.append(y_clip)
+    r = pearson(np.concatenate(preds), np.concatenate(refs))
+    print(f"leave-one-clip-out: mean r per clip {np.mean(per):.3f}, pooled {np.mean(list(r.values())):.3f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=40000)
+    ap.add_argument("--variants", type=int, default=REAL_VARIANTS, help="views of each base image (1 = as it is)")
+    ap.add_argument("--synthetic", type=int, default=SYNTHETIC, help="synthetic samples per base face")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--hidden", type=int, default=96)
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--members", type=int, default=MEMBERS, help="networks in the ensemble")
     ap.add_argument("--real-weight", type=int, default=REAL_WEIGHT)
     ap.add_argument("--decay", type=float, default=1e-4)
+    ap.add_argument("--seed", type=int, default=0, help="network initialisation and batch order")
+    ap.add_argument("--sample-seed", type=int, default=0, help="augmentations and synthetic motions")
+    ap.add_argument("--cv", action="store_true", help="also cross-validate over the training clips (slow)")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/facewire-solver-samples.npz"))
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     if not TASK.exists():
         sys.exit(f"teacher bundle not found: {TASK}")
     t0 = time.time()
-    if args.cache.exists():
-        data = np.load(args.cache)
-    else:
-        per = args.samples // args.workers
-        with mp.get_context("spawn").Pool(args.workers) as pool:
-            parts = pool.map(_work, [(1000 + k, per) for k in range(args.workers)])
-        np.savez(args.cache, real_x=np.concatenate([p[0] for p in parts]), real_y=np.concatenate([p[1] for p in parts]),
-                 syn_x=np.concatenate([p[2] for p in parts]), syn_y=np.concatenate([p[3] for p in parts]))
-        data = np.load(args.cache)
-    real_x, real_y, syn_x, syn_y = data["real_x"], data["real_y"], data["syn_x"], data["syn_y"]
-    print(f"{len(real_x)} real and {len(syn_x)} synthetic samples in {time.time() - t0:.0f} s")
-    x = np.concatenate([np.repeat(real_x, args.real_weight, 0), syn_x])
-    y = np.concatenate([np.repeat(real_y, args.real_weight, 0), syn_y])
-    xm, ym = mirror_features(x), arkit.mirror_weights(y)
-    x_all, y_all = np.concatenate([x, xm]), np.concatenate([y, ym])
-    out_index = np.array([i for i in range(arkit.COUNT) if arkit.NAMES[i] != "tongueOut"])
-    weights = train(x_all, y_all, out_index, hidden=args.hidden, epochs=args.epochs, decay=args.decay)
-    report(weights, real_x, real_y, "train (real)")
-    sampler = Sampler(7)
-    val = [sampler.observe(f) for f in _grid_frames(held_out=True, every=1)]
-    val = [v for v in val if v is not None]
-    report(weights, np.array([v[0] for v in val]), np.array([v[1] for v in val]), "held-out GRID clips")
-    np.savez_compressed(OUT, **weights)
-    print(f"wrote {OUT} in {time.time() - t0:.0f} s")
+    data = samples(args.cache, args.variants, args.synthetic, args.workers, args.sample_seed)
+    print(f"{len(data['real_x'])} real and {len(data['syn_x'])} synthetic samples in {time.time() - t0:.0f} s")
+    x, y = training_set(data, list(range(len(data["groups"]))), args.real_weight)
+    weights = fit(x, y, members=args.members, epochs=args.epochs, decay=args.decay, seed=args.seed)
+    weights["held_out"] = np.array(HELD_OUT)
+    print(f"fitted {args.members} networks in {time.time() - t0:.0f} s")
+    report(weights, [(data["real_x"], data["real_y"])], "train (real)", detail=False)
+    report(weights, clip_pairs(list(HELD_OUT), tracked=False), "held-out GRID clips, each frame detected afresh")
+    report(weights, clip_pairs(list(HELD_OUT), tracked=True), "held-out GRID clips, tracked")
+    np.savez_compressed(args.out, **weights)
+    print(f"wrote {args.out} in {time.time() - t0:.0f} s")
+    if args.cv:
+        cross_validate(data, args)
 
 
 if __name__ == "__main__":
