@@ -144,9 +144,10 @@ def test_crop_samples_where_the_matrix_says():
     v, u = np.unravel_index(np.argmax(patch[..., 0]), (32, 32))
     assert (u, v) == (24, 16)
     assert patch[16, 24, 0] == pytest.approx(1.0)
-    flipped = crop(img, roi, 32, flip=True)  # u → side - u
+    flipped = crop(img, roi, 32, flip=True)  # the pixels mirrored: u → side - 1 - u
     v, u = np.unravel_index(np.argmax(flipped[..., 0]), (32, 32))
-    assert (u, v) == (8, 16)
+    assert (u, v) == (7, 16)
+    assert np.allclose(flipped, patch[:, ::-1], atol=1e-6)
 
 
 def test_rotation_from_eye_line():

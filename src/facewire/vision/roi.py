@@ -80,8 +80,9 @@ def crop(image: np.ndarray, roi: Roi, side: int, border: int = cv2.BORDER_CONSTA
     """The region resampled to side×side RGB float32 in [0, 1] (optionally mirrored left-right)."""
     m = roi.crop_to_image(side)
     if flip:
-        # mirror in crop space: u → side - u
-        m = m @ np.array([[-1.0, 0.0, side], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        # mirror the pixels: OpenCV samples at integer pixel centres, so pixel u ↔ pixel side − 1 − u
+        # (the model's landmark coordinates use pixel edges, so those un-mirror as x → side − x)
+        m = m @ np.array([[-1.0, 0.0, side - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     # Inverting here rather than passing WARP_INVERSE_MAP is twice as fast in OpenCV 5 (measured).
     patch = cv2.warpAffine(image, cv2.invertAffineTransform(m), (side, side), flags=cv2.INTER_LINEAR, borderMode=border)
     return patch.astype(np.float32) * (1.0 / 255.0)
