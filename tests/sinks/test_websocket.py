@@ -148,8 +148,12 @@ def test_a_slow_client_loses_frames_and_a_fast_one_gets_all() -> None:
             reader.join(10)
             clients = {c.address[1]: c for c in sink.clients()}
             assert clients[slow_port].messages_dropped > 0
-            fast_stats = next(c for p, c in clients.items() if p != slow_port)
-            assert (fast_stats.messages_sent, fast_stats.messages_dropped) == (n, 0)
+            # the server counts a message once its write completes, which may be just after it arrived
+            def fast_counts():
+                fast = next(c for p, c in {c.address[1]: c for c in sink.clients()}.items() if p != slow_port)
+                return fast.messages_sent, fast.messages_dropped
+
+            assert wait_for(lambda: fast_counts() == (n, 0)), fast_counts()
             # Now the slow client reads: it gets what was not dropped, in order.
             slow_got = []
             with pytest.raises((TimeoutError, ConnectionClosed)):
@@ -196,19 +200,24 @@ def test_bad_client_messages_close_that_client_only() -> None:
             abusers["unknown"].send('{"v":1,"type":"subscribe"}')
             abusers["oversized"].send('{"type":"ping","id":"' + "x" * 2000 + '"}')
             for _ in range(60):
-                abusers["flood"].send('{"type":"ping"}')
+                try:
+                    abusers["flood"].send('{"type":"ping"}')
+                except ConnectionClosed:  # the server may cut the flood off before it ends
+                    break
             codes = {}
             for kind, conn in abusers.items():
-                with pytest.raises(ConnectionClosed) as info:
+                with pytest.raises((ConnectionClosed, ConnectionResetError)) as info:
                     while True:
                         conn.recv(timeout=5)
-                close = info.value.rcvd
-                if close is None and kind == "oversized":
-                    # websockets fails such a connection at once; had the server's kernel not read the
-                    # whole message yet, closing sends a reset that can overtake the close frame.
-                    codes[kind] = (1009, "too big")
+                close = getattr(info.value, "rcvd", None)
+                if close is None:
+                    # The client was still sending when the server closed it, so a TCP reset overtook
+                    # the close frame: the server's own record says why it closed that client.
+                    port = conn.local_address[1]
+                    assert wait_for(lambda: port in sink.closed_reasons), (kind, info.value)
+                    why = sink.closed_reasons[port]
+                    codes[kind] = (1009, "too big") if why.startswith("message over") else (1008, why)
                 else:
-                    assert close is not None, (kind, info.value)
                     too_big = close.code == 1009 and "1024 bytes" in close.reason
                     codes[kind] = (close.code, "too big" if too_big else close.reason)
             assert wait_for(lambda: sink.statistics().clients == 1)

@@ -295,6 +295,9 @@ class WebSocketSink:
         self._counts = dict(frames_in=0, frames_sent=0, frames_dropped=0, frames_failed=0, clients_total=0,
                             clients_closed=0, messages_sent=0, messages_dropped=0, bytes_sent=0)
         self._last_error = ""
+        # why each client this sink closed was closed, by the client's port: the close frame can be
+        # overtaken by a TCP reset when the client is still sending, so the client may never see it
+        self.closed_reasons: dict[int, str] = {}
         from .. import __version__
 
         self._hello = _dumps({"v": SCHEMA_VERSION, "type": "hello", "server": f"facewire {__version__}",
@@ -502,6 +505,7 @@ class WebSocketSink:
         with self._lock:
             self._counts["clients_closed"] += 1
             self._last_error = f"closed client {client.address[0]}:{client.address[1]}: {why}"
+            self.closed_reasons[client.address[1]] = why
 
     async def _write(self, client: _Client) -> None:
         from websockets.exceptions import ConnectionClosed

@@ -132,7 +132,7 @@ class LandmarkTracker:
             if any(roi.iou(t) > 0.3 for t in taken):
                 continue
             # the detector's box is coarse: let the mesh settle on its own region
-            obs = self._landmarks(rgb, roi, self._free_id(ids), passes=4, tolerance=0.02)
+            obs = self._landmarks(rgb, roi, self._free_id(ids), passes=8, tolerance=0.005)
             if obs is None:
                 continue
             ids.add(obs.face)
