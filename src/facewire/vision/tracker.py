@@ -28,6 +28,7 @@ class Observation:
     presence: float
     roi: Roi
     face: int
+    next_roi: Roi | None = None  # where to look in the next frame (the mesh's own region)
 
 
 class LandmarkTracker:
@@ -84,7 +85,7 @@ class LandmarkTracker:
         if short and (not observations or self._since_detect >= self.redetect_every):
             observations += self._detect(rgb, observations)
         for obs in observations:
-            self._tracks[obs.face] = roi_from_landmarks(obs.landmarks)
+            self._tracks[obs.face] = obs.next_roi or roi_from_landmarks(obs.landmarks)
         observations.sort(key=lambda o: o.face)
         return observations
 
@@ -111,7 +112,7 @@ class LandmarkTracker:
         if self.iris is not None:
             eyes = (0, 1) if self.iris_every == 1 else (self._frame % 2,)
             full, self._iris_carry[face] = self.iris(rgb, mesh, eyes, self._iris_carry.get(face))
-        return Observation(landmarks=full, presence=presence, roi=roi, face=face)
+        return Observation(landmarks=full, presence=presence, roi=roi, face=face, next_roi=settled)
 
     def _free_id(self, taken: set[int]) -> int:
         face = 0
