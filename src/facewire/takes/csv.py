@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv as _csv
-import io
 import os
-import sys
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import IO, Any, Iterator
 
@@ -30,7 +28,7 @@ from .. import arkit
 from ..atomic import STDIO, atomic_write
 from ..errors import InputError, OutputError
 from ..frame import FaceFrame, Gaze, HeadPose
-from ._files import readable_take
+from ._files import open_take_text, readable_take
 
 __all__ = ["HEADER", "CsvWriter", "read_csv", "SUFFIXES"]
 
@@ -213,14 +211,7 @@ def read_csv(path: str | os.PathLike[str]) -> Iterator[FaceFrame]:
 def _iter_csv(path: str) -> Iterator[FaceFrame]:
     label = "<stdin>" if path == STDIO else path
     with contextlib.ExitStack() as stack:
-        if path == STDIO:
-            stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
-            stack.callback(stream.detach)  # never close the process's stdin
-        else:
-            try:
-                stream = stack.enter_context(open(path, encoding="utf-8-sig", newline=""))
-            except OSError as exc:
-                raise InputError(f"cannot read take {path}: {exc.strerror or exc}") from exc
+        stream = open_take_text(path, stack)
         reader = _csv.reader(stream, strict=True)
         layout: _Layout | None = None
         seq = 0

@@ -32,11 +32,9 @@ dropped.
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import os
 import re
-import sys
 from typing import IO, Any, Iterator
 
 import numpy as np
@@ -46,7 +44,7 @@ from ..atomic import STDIO, atomic_write
 from ..errors import InputError, OutputError
 from ..frame import FaceFrame, Gaze, HeadPose
 from ._extras import split_unclipped, unclipped_weights
-from ._files import readable_take
+from ._files import open_take_text, readable_take
 
 __all__ = [
     "SUFFIXES",
@@ -293,14 +291,7 @@ def read_llf_csv(path: str | os.PathLike[str]) -> Iterator[FaceFrame]:
 def _iter_llf(path: str) -> Iterator[FaceFrame]:
     label = "<stdin>" if path == STDIO else path
     with contextlib.ExitStack() as stack:
-        if path == STDIO:
-            stream: IO[str] = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
-            stack.callback(stream.detach)  # never close the process's stdin
-        else:
-            try:
-                stream = stack.enter_context(open(path, encoding="utf-8-sig", newline=""))
-            except OSError as exc:
-                raise InputError(f"cannot read take {path}: {exc.strerror or exc}") from exc
+        stream = open_take_text(path, stack)
         layout: _Layout | None = None
         seq = 0
         day_ns = 0
