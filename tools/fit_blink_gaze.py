@@ -30,30 +30,6 @@ LITERATURE = {
 }
 
 
-def baked() -> dict[str, float]:
-    p = blink.BlinkParams()
-    g = gaze.GazeParams()
-    return {
-        "blink.rate_rest_per_min": p.rates_per_min["rest"],
-        "blink.interval_log_sigma": p.interval_log_sigma,
-        "blink.double_fraction": p.double_fraction,
-        "blink.closing_s": p.closing_s,
-        "blink.opening_tau_s": p.opening_tau_s,
-        "blink.opening_shape": p.opening_shape,
-        "blink.lag_sd_s": p.lag_sd_s,
-        "blink.amplitude_asymmetry_sd": p.amplitude_asymmetry_sd,
-        "gaze.look_full_out_deg": g.look_full_deg["out"],
-        "gaze.look_full_in_deg": g.look_full_deg["in"],
-        "gaze.look_full_up_deg": g.look_full_deg["up"],
-        "gaze.look_full_down_deg": g.look_full_deg["down"],
-        "gaze.lid_follow_down_per_deg": g.lid_follow_down_per_deg,
-        "gaze.lid_raise_up_per_deg": g.lid_raise_up_per_deg,
-        "gaze.free_amplitude_log_sigma": g.free_amplitude[1],
-        "gaze.free_fixation_log_sigma": g.free_fixation[1],
-        "gaze.rest_fixation_log_sigma": g.behaviour["rest"].fixation[1],
-    }
-
-
 def simulate(state: str, target: str = "camera", minutes: float = 10.0, fps: float = 60.0, seed: int = 1) -> stats.Recording:
     blinks = blink.BlinkStage("synthetic", state=state, seed=seed)
     eyes = gaze.GazeStage("synthetic", state=state, target=target, seed=seed + 1)
@@ -105,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\nFitted constants (data) vs baked in the modules")
     fitted = stats.fit_parameters(recs)
-    code = baked()
+    code = stats.baked_parameters()
     for key, value in fitted.items():
         have = code.get(key)
         if have is None:

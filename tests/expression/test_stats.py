@@ -224,26 +224,7 @@ def test_real_eye_look_mapping_is_30_to_45_degrees(real):
 
 def test_baked_constants_are_what_the_takes_give(real):
     fitted = stats.fit_parameters(real)
-    p, g = blink.BlinkParams(), gaze.GazeParams()
-    baked = {
-        "blink.rate_rest_per_min": p.rates_per_min["rest"],
-        "blink.interval_log_sigma": p.interval_log_sigma,
-        "blink.double_fraction": p.double_fraction,
-        "blink.closing_s": p.closing_s,
-        "blink.opening_tau_s": p.opening_tau_s,
-        "blink.opening_shape": p.opening_shape,
-        "blink.lag_sd_s": p.lag_sd_s,
-        "blink.amplitude_asymmetry_sd": p.amplitude_asymmetry_sd,
-        "gaze.look_full_out_deg": g.look_full_deg["out"],
-        "gaze.look_full_in_deg": g.look_full_deg["in"],
-        "gaze.look_full_up_deg": g.look_full_deg["up"],
-        "gaze.look_full_down_deg": g.look_full_deg["down"],
-        "gaze.lid_follow_down_per_deg": g.lid_follow_down_per_deg,
-        "gaze.lid_raise_up_per_deg": g.lid_raise_up_per_deg,
-        "gaze.free_amplitude_log_sigma": g.free_amplitude[1],
-        "gaze.free_fixation_log_sigma": g.free_fixation[1],
-        "gaze.rest_fixation_log_sigma": g.behaviour["rest"].fixation[1],
-    }
+    baked = stats.baked_parameters()
     for key, value in baked.items():
         assert value == pytest.approx(fitted[key], rel=0.03), key
     # the numbers test_gaze.py holds generated streams to

@@ -706,3 +706,30 @@ def fit_parameters(recordings: Mapping[str, Recording]) -> dict[str, float]:
         "gaze.rest_fixation_log_sigma": rest_gaze.fixation_log_sigma,
         "gaze.rest_amplitude_median_deg": rest_gaze.amplitude_pct_deg[50],
     }
+
+
+def baked_parameters() -> dict[str, float]:
+    """The constants baked into `BlinkParams` and `GazeParams`, keyed as `fit_parameters` keys them."""
+    from . import blink, gaze  # the stages do not depend on this module
+
+    p = blink.BlinkParams()
+    g = gaze.GazeParams()
+    return {
+        "blink.rate_rest_per_min": p.rates_per_min["rest"],
+        "blink.interval_log_sigma": p.interval_log_sigma,
+        "blink.double_fraction": p.double_fraction,
+        "blink.closing_s": p.closing_s,
+        "blink.opening_tau_s": p.opening_tau_s,
+        "blink.opening_shape": p.opening_shape,
+        "blink.lag_sd_s": p.lag_sd_s,
+        "blink.amplitude_asymmetry_sd": p.amplitude_asymmetry_sd,
+        "gaze.look_full_out_deg": g.look_full_deg["out"],
+        "gaze.look_full_in_deg": g.look_full_deg["in"],
+        "gaze.look_full_up_deg": g.look_full_deg["up"],
+        "gaze.look_full_down_deg": g.look_full_deg["down"],
+        "gaze.lid_follow_down_per_deg": g.lid_follow_down_per_deg,
+        "gaze.lid_raise_up_per_deg": g.lid_raise_up_per_deg,
+        "gaze.free_amplitude_log_sigma": g.free_amplitude[1],
+        "gaze.free_fixation_log_sigma": g.free_fixation[1],
+        "gaze.rest_fixation_log_sigma": g.behaviour["rest"].fixation[1],
+    }
