@@ -6,8 +6,10 @@ import contextlib
 import io
 import os
 import sys
-from typing import IO
+import warnings
+from typing import IO, Sequence
 
+from .. import arkit
 from ..atomic import STDIO
 from ..errors import InputError
 
@@ -35,3 +37,39 @@ def open_take_text(path: str, stack: contextlib.ExitStack) -> IO[str]:
         return stack.enter_context(open(path, encoding="utf-8-sig", newline=""))
     except OSError as exc:
         raise InputError(f"cannot read take {path}: {exc.strerror or exc}") from exc
+
+
+def arkit_columns(names: Sequence[object], path: str, field: str, noun: str) -> tuple[list[int], list[int]]:
+    """Which columns of a named-target file hold ARKit shapes, and their ARKit indices.
+
+    Names match in camelCase or PascalCase; other names are skipped with one warning naming them
+    (``noun``: what a column is called in that format); an ARKit name twice is an error.
+    """
+    columns: list[int] = []
+    targets: list[int] = []
+    skipped: list[str] = []
+    for col, name in enumerate(names):
+        try:
+            index = arkit.index_of(name) if isinstance(name, str) else None
+        except KeyError:
+            index = None
+        if index is None:
+            skipped.append(str(name))
+            continue
+        if index in targets:
+            raise InputError(f"{path}: {field}: {arkit.NAMES[index]!r} appears twice")
+        columns.append(col)
+        targets.append(index)
+    if skipped:
+        shown = ", ".join(skipped[:8]) + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else "")
+        warnings.warn(f"{path}: skipping {len(skipped)} non-ARKit {noun}{'s' if len(skipped) > 1 else ''}: {shown}",
+                      stacklevel=4)
+    return columns, targets
+
+
+def is_arkit_name(name: object) -> bool:
+    """Whether ``name`` is one of the 52 ARKit names (camelCase or PascalCase)."""
+    try:
+        return isinstance(name, str) and arkit.index_of(name) >= 0
+    except KeyError:
+        return False

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from typing import IO, Any, Iterator
 
 import numpy as np
@@ -33,7 +32,7 @@ from ..errors import InputError
 from ..frame import FaceFrame
 from ._document import DocumentWriter, load_json
 from ._extras import split_unclipped, unclipped_weights
-from ._files import readable_take
+from ._files import arkit_columns, is_arkit_name, readable_take
 from ._timing import FpsMeter, check_fps, frame_time_ns
 from .csv import _format_weights
 
@@ -117,31 +116,14 @@ def _iter_a2f(path: str) -> Iterator[FaceFrame]:
         raise InputError(f"{path}: numPoses is {num_poses} but facsNames has {len(names)} names")
     if num_frames != len(rows):
         raise InputError(f"{path}: numFrames is {num_frames} but weightMat has {len(rows)} rows")
-    columns: list[int] = []
-    targets: list[int] = []
-    skipped: list[str] = []
-    seen: set[int] = set()
     for col, name in enumerate(names):
         if not isinstance(name, str):
             raise InputError(f"{path}: facsNames[{col}]: expected a name, got {name!r}")
-        try:
-            index = arkit.index_of(name)
-        except KeyError:
-            skipped.append(name)
-            continue
-        if index in seen:
-            raise InputError(f"{path}: facsNames: {arkit.NAMES[index]!r} appears twice")
-        seen.add(index)
-        columns.append(col)
-        targets.append(index)
-    if not columns and names:
+    if names and not any(is_arkit_name(n) for n in names):
         shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
         raise InputError(f"{path}: facsNames has no ARKit blendshape names (got {shown}); "
                          "export the solve on an ARKit-named blendshape mesh")
-    if skipped:
-        shown = ", ".join(skipped[:8]) + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else "")
-        warnings.warn(f"{path}: skipping {len(skipped)} non-ARKit pose{'s' if len(skipped) > 1 else ''}: {shown}",
-                      stacklevel=2)
+    columns, targets = arkit_columns(names, path, "facsNames", "pose")
     cols = np.array(columns, dtype=np.intp)
     dest = np.array(targets, dtype=np.intp)
     for i, row in enumerate(rows):
@@ -159,3 +141,4 @@ def _iter_a2f(path: str) -> Iterator[FaceFrame]:
         extras: dict[str, float] = {}
         weights = split_unclipped(full, extras)
         yield FaceFrame(t_ns=frame_time_ns(i, fps), seq=i, weights=weights, extras=extras)
+

@@ -47,7 +47,6 @@ import os
 import struct
 import sys
 import tempfile
-import warnings
 from array import array
 from dataclasses import dataclass
 from fractions import Fraction
@@ -60,7 +59,7 @@ from ..atomic import STDIO, atomic_write
 from ..errors import InputError, OutputError
 from ..frame import FaceFrame, HeadPose
 from ._extras import split_unclipped, unclipped_weights
-from ._files import readable_take
+from ._files import arkit_columns, is_arkit_name, readable_take
 from ._timing import FpsMeter
 
 __all__ = ["SUFFIXES", "GltfWriter", "read_gltf", "MorphMesh", "procedural_head", "quaternion_to_euler"]
@@ -635,7 +634,7 @@ def _find_animation(glb: _Glb) -> _Found:
     for m, mesh in enumerate(doc.get("meshes") or []):
         names = mesh.get("extras", {}).get("targetNames") if isinstance(mesh, dict) and \
             isinstance(mesh.get("extras"), dict) else None
-        if isinstance(names, list) and any(isinstance(x, str) and _arkit_index(x) is not None for x in names):
+        if isinstance(names, list) and any(is_arkit_name(x) for x in names):
             names_of[m] = names
     if not names_of:
         raise InputError(f"{path}: no mesh names ARKit morph targets (expected meshes[].extras.targetNames "
@@ -668,13 +667,6 @@ def _find_animation(glb: _Glb) -> _Found:
         mesh = next(iter(names_of))
         return None, mesh, None, None, names_of[mesh]
     return best[0], best[1], best[2], best[3], names_of[best[1]]
-
-
-def _arkit_index(name: str) -> int | None:
-    try:
-        return arkit.index_of(name)
-    except KeyError:
-        return None
 
 
 def _keys(glb: _Glb, sampler: dict[str, Any], width: int, what: str) -> tuple[np.ndarray, np.ndarray, str]:
@@ -731,21 +723,7 @@ def _frames(glb: _Glb) -> Iterator[FaceFrame]:
         raise InputError(f"{path}: meshes[{mesh_index}]: {len(names)} targetNames for {count} morph targets")
     if sampler is None:
         return
-    columns, dest, skipped, seen = [], [], [], set()
-    for col, name in enumerate(names):
-        index = _arkit_index(name) if isinstance(name, str) else None
-        if index is None:
-            skipped.append(str(name))
-            continue
-        if index in seen:
-            raise InputError(f"{path}: targetNames: {arkit.NAMES[index]!r} appears twice")
-        seen.add(index)
-        columns.append(col)
-        dest.append(index)
-    if skipped:
-        shown = ", ".join(skipped[:8]) + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else "")
-        warnings.warn(f"{path}: skipping {len(skipped)} non-ARKit morph target{'s' if len(skipped) > 1 else ''}: "
-                      f"{shown}", stacklevel=3)
+    columns, dest = arkit_columns(names, path, "targetNames", "morph target")
     times, rows, _ = _keys(glb, sampler, count, "weights")
     n = len(times)
     quats = None
