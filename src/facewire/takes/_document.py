@@ -25,28 +25,43 @@ _SPOOL_BYTES = 4 << 20
 
 
 class DocumentWriter:
-    """Base sink: subclasses implement ``_add(frame, spool)`` and ``_finish(out, spool)``."""
+    """Base sink: subclasses implement ``_add(frame, spool)`` and ``_finish(out, spool)``.
+
+    ``_add`` may return False to leave a frame out (it is then not counted). ``binary = True``
+    makes the spool and the output bytes instead of UTF-8 text with LF newlines.
+    """
+
+    binary = False
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._spool: IO[str] | None = None
+        self._spool: IO[Any] | None = None
         self.frames = 0
 
     def __enter__(self) -> "DocumentWriter":
         if self._spool is not None:
             raise OutputError(f"{self.path}: writer is already open")
-        self._spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+", encoding="utf-8", newline="\n")
+        if self.binary:
+            self._spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b")
+        else:
+            self._spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+", encoding="utf-8",
+                                                        newline="\n")
         self.frames = 0
+        self._opened()
         return self
+
+    def _opened(self) -> None:
+        """Hook: reset per-document state when the sink opens."""
 
     def send(self, frame: FaceFrame) -> None:
         if self._spool is None:
             raise OutputError(f"{self.path}: writer is not open (use it in a with block)")
         try:
-            self._add(frame, self._spool)
+            kept = self._add(frame, self._spool)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: spooling failed ({exc.strerror or exc})") from exc
-        self.frames += 1
+        if kept is not False:
+            self.frames += 1
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         spool, self._spool = self._spool, None
@@ -55,7 +70,8 @@ class DocumentWriter:
         with contextlib.closing(spool):
             if exc_type is not None:
                 return
-            with atomic_write(self.path, "w", encoding="utf-8", newline="\n") as out:
+            text = {} if self.binary else {"encoding": "utf-8", "newline": "\n"}
+            with atomic_write(self.path, "wb" if self.binary else "w", **text) as out:
                 self._finish(out, spool)
 
     @staticmethod
@@ -64,7 +80,7 @@ class DocumentWriter:
         while chunk := spool.read(1 << 20):
             out.write(chunk)
 
-    def _add(self, frame: FaceFrame, spool: IO[str]) -> None:  # pragma: no cover - abstract
+    def _add(self, frame: FaceFrame, spool: IO[str]) -> bool | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _finish(self, out: IO[str], spool: IO[str]) -> None:  # pragma: no cover - abstract

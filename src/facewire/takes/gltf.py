@@ -46,7 +46,6 @@ import mmap
 import os
 import struct
 import sys
-import tempfile
 from array import array
 from dataclasses import dataclass
 from fractions import Fraction
@@ -55,9 +54,10 @@ from typing import IO, Any, Iterator
 import numpy as np
 
 from .. import arkit
-from ..atomic import STDIO, atomic_write
+from ..atomic import STDIO
 from ..errors import InputError, OutputError
 from ..frame import FaceFrame, HeadPose
+from ._document import DocumentWriter
 from ._extras import split_unclipped, unclipped_weights
 from ._files import arkit_columns, is_arkit_name, readable_take
 from ._timing import FpsMeter
@@ -84,7 +84,6 @@ _COMPONENTS = {  # componentType -> (numpy dtype, divisor of a normalized value,
     5126: (np.dtype("<f4"), None, None),
 }
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
-_SPOOL_BYTES = 8 << 20
 _SKIN = [0.87, 0.68, 0.58, 1.0]
 
 
@@ -290,7 +289,7 @@ def _exact_rate(t_ns: np.ndarray, fps: float) -> bool:
     return True
 
 
-class GltfWriter:
+class GltfWriter(DocumentWriter):
     """A sink writing a ``.glb`` take: the mesh (default `procedural_head`) and its animation.
 
     Weights are spooled as they come (memory up to a few MiB, then a temporary file); the file
@@ -300,32 +299,26 @@ class GltfWriter:
 
     def __init__(self, path: str | os.PathLike[str], *, mesh: MorphMesh | None = None, face: int = 0,
                  animation_name: str = "facewire") -> None:
-        self.path = os.fspath(path)
+        super().__init__(path)
         self.mesh = mesh
         self.face = int(face)
         self.animation_name = str(animation_name)
-        self.frames = 0
-        self._spool: IO[bytes] | None = None
         self._t_ns = array("q")
         self._quats = array("f")
         self._untracked: list[int] = []
         self._last_s = np.float32(-1.0)
 
-    def __enter__(self) -> "GltfWriter":
-        if self._spool is not None:
-            raise OutputError(f"{self.path}: writer is already open")
+    binary = True
+
+    def _opened(self) -> None:
         if self.mesh is None:
             self.mesh = procedural_head()
-        self._spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b")
-        self.frames = 0
         self._t_ns, self._quats, self._untracked = array("q"), array("f"), []
-        return self
+        self._last_s = np.float32(-1.0)
 
-    def send(self, frame: FaceFrame) -> None:
-        if self._spool is None:
-            raise OutputError(f"{self.path}: writer is not open (use it in a with block)")
+    def _add(self, frame: FaceFrame, spool: IO[bytes]) -> bool:
         if frame.face != self.face:
-            return
+            return False
         t0 = self._t_ns[0] if self._t_ns else frame.t_ns
         seconds = np.float32((frame.t_ns - t0) / 1e9)
         if self._t_ns and not seconds > self._last_s:
@@ -340,26 +333,13 @@ class GltfWriter:
         q /= np.linalg.norm(q)
         if self._quats and float(np.dot(q, self._quats[-4:])) < 0:
             q = -q  # the same rotation, on the previous one's side, so that interpolation takes the short way
-        try:
-            self._spool.write(weights.tobytes())
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: spooling failed ({exc.strerror or exc})") from exc
+        spool.write(weights.tobytes())
         if not frame.tracked:
             self._untracked.append(self.frames)
         self._t_ns.append(frame.t_ns)
         self._quats.extend(q.astype(np.float32).tolist())
         self._last_s = seconds
-        self.frames += 1
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        spool, self._spool = self._spool, None
-        if spool is None:
-            return
-        with contextlib.closing(spool):
-            if exc_type is not None:
-                return
-            with atomic_write(self.path, "wb") as out:
-                self._finish(out, spool)
+        return True
 
     def _finish(self, out: IO[bytes], spool: IO[bytes]) -> None:
         mesh = self.mesh
