@@ -278,7 +278,33 @@ Mode = Literal["auto", "synthetic", "augment"]
 MODES = ("auto", "synthetic", "augment")
 
 
-class BlinkStage:
+class ConversationalState:
+    """Mixin for stages whose behaviour depends on the conversational state (one of `STATES`).
+
+    ``state`` reads it; assigning it calls the stage's own ``set_state``, which reacts to the change.
+    """
+
+    _state: str
+    _state_label = "state"
+
+    @classmethod
+    def _check_state(cls, state: str) -> None:
+        if state not in STATES:
+            raise InputError(f"{cls._state_label}: expected one of {', '.join(STATES)}, got {state!r}")
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.set_state(value)
+
+    def set_state(self, state: str) -> None:  # pragma: no cover - each stage defines its own
+        raise NotImplementedError
+
+
+class BlinkStage(ConversationalState):
     """Adds spontaneous and triggered blinks to a frame stream.
 
     ``mode`` says which frames get blinks and how they combine with the frame's own lids:
@@ -308,6 +334,8 @@ class BlinkStage:
     Frames must arrive in time order; a frame earlier than the previous one restarts the clock.
     """
 
+    _state_label = "blink state"
+
     def __init__(self, mode: Mode = "auto", *, state: str = "rest", seed: int | None = None,
                  params: BlinkParams | None = None, watch_gaze: bool = False,
                  watch_gaze_velocity_deg_s: float = 100.0) -> None:
@@ -323,19 +351,6 @@ class BlinkStage:
         self.reset()
 
     # -- control -------------------------------------------------------------------------------
-    @staticmethod
-    def _check_state(state: str) -> None:
-        if state not in STATES:
-            raise InputError(f"blink state: expected one of {', '.join(STATES)}, got {state!r}")
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    @state.setter
-    def state(self, value: str) -> None:
-        self.set_state(value)
-
     def set_state(self, state: str) -> None:
         """Switch state; the time left to the next spontaneous blink scales with the rate change."""
         self._check_state(state)

@@ -59,7 +59,7 @@ import numpy as np
 from .. import arkit
 from ..errors import InputError
 from ..frame import FaceFrame, Gaze
-from .blink import STATES
+from .blink import STATES, ConversationalState
 
 __all__ = [
     "BEHAVIOUR",
@@ -311,7 +311,7 @@ class _Move:
         return self.start + (self.end - self.start) * (0.5 - 0.5 * math.cos(math.pi * u))
 
 
-class GazeStage:
+class GazeStage(ConversationalState):
     """Generates per-eye gaze, the eyeLook weights and the lids that follow vertical gaze.
 
     ``mode``: ``"auto"`` (default) leaves tracked frames alone (a real face looks by itself; the
@@ -334,6 +334,8 @@ class GazeStage:
     and seeded, as in `BlinkStage`; input frames are never changed.
     """
 
+    _state_label = "gaze state"
+
     def __init__(self, mode: Mode = "auto", *, state: str = "rest", target: Target = "camera",
                  seed: int | None = None, params: GazeParams | None = None,
                  on_saccade: Callable[[float, int], object] | None = None, compensate_head: bool = False,
@@ -352,11 +354,6 @@ class GazeStage:
         self.reset()
 
     # -- control -------------------------------------------------------------------------------
-    @staticmethod
-    def _check_state(state: str) -> None:
-        if state not in STATES:
-            raise InputError(f"gaze state: expected one of {', '.join(STATES)}, got {state!r}")
-
     def _parse_target(self, target: Target) -> tuple[str, np.ndarray]:
         if isinstance(target, str):
             if target in ("camera", "user"):
@@ -374,14 +371,6 @@ class GazeStage:
         if distance <= 0:
             raise InputError(f"gaze target distance_m: expected > 0, got {distance!r}")
         return "point", np.array([values[0], values[1], distance])
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    @state.setter
-    def state(self, value: str) -> None:
-        self.set_state(value)
 
     def set_state(self, state: str) -> None:
         """Switch state; the current fixation ends after the saccadic latency so the change shows."""
