@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 from . import __version__
 from .errors import FacewireError
 from .frame import FaceFrame
+from .plugins import module_exists
 
 __all__ = ["main", "build_parser"]
 
@@ -433,13 +435,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     raise AssertionError(args.action)
 
 
-# -- bench ------------------------------------------------------------------------------------
-def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
-
-    return bench.run(args.what, args)
-
-
 # -- convert ----------------------------------------------------------------------------------
 _CONVERT_BAR_BYTES = 8 << 20  # inputs from this size get a progress bar
 
@@ -553,14 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--url", help="download the official bundle from this URL instead (file:// works)")
     m.set_defaults(func=cmd_models)
 
-    b = sub.add_parser("bench", help="benchmarks: track (speed), accuracy (vs MediaPipe's model)")
-    b.add_argument("what", choices=("track", "accuracy"))
-    b.add_argument("--frames", type=int, default=300, help="frames per resolution for bench track")
-    b.add_argument("--mediapipe-python", metavar="PYTHON",
-                   help="a Python with mediapipe installed, to time MediaPipe's FaceLandmarker side by side")
-    b.add_argument("--model", default=None, metavar="PATH.task",
-                   help="official bundle for bench accuracy (default: ../shared/models copy)")
-    b.set_defaults(func=cmd_bench)
+    from . import bench
+
+    bench.register(sub)
 
     c = sub.add_parser("convert", help="convert a take between formats (jsonl, csv, llf, a2f, rhubarb, visemes, gltf)")
     c.add_argument("input", help="take to read ('-' = JSONL on stdin); format from its suffix or first line")
@@ -573,7 +563,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "Audio2Face exportFps (default: measured)")
     c.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     c.set_defaults(func=cmd_convert)
+
+    for name in _PLUGINS:
+        if module_exists(name):
+            importlib.import_module(name).register(sub)
     return p
+
+
+# Feature packages add their verbs here: each module has ``register(subparsers)`` and imports its
+# heavy dependencies only inside the command functions, so ``facewire --help`` stays fast.
+_PLUGINS = (
+    "facewire.audio.commands",
+    "facewire.expression.commands",
+    "facewire.render.commands",
+    "facewire.trust.commands",
+    "facewire.server.commands",
+    "facewire.batch.commands",
+)
 
 
 class _Terminated(BaseException):

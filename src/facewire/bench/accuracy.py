@@ -71,6 +71,14 @@ def blink_match(ours: np.ndarray, ref: np.ndarray) -> tuple[int, int, int]:
     return total, matched, extra
 
 
+HELP = "blendshape accuracy against MediaPipe's own model on real video, and blink events"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, metavar="PATH.task",
+                   help="official bundle (default: ../shared/models copy)")
+
+
 def main(args: argparse.Namespace) -> int:
     task = Path(args.model) if args.model else shared_dir() / "models" / "face_landmarker_v2_with_blendshapes.task"
     grid = shared_dir() / "data" / "video" / "grid"

@@ -93,6 +93,17 @@ def _row(label: str, ms: np.ndarray) -> str:
     return f"  {label:34s} p50 {p50:6.3f}  p95 {p95:6.3f}  p99 {p99:6.3f} ms   {1000 / ms.mean():7.1f} fps"
 
 
+HELP = "per-frame tracking latency at 640×480 and 1280×720, against raw inference and MediaPipe"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--frames", type=int, default=300, help="frames per resolution (default 300)")
+    p.add_argument("--mediapipe-python", metavar="PYTHON",
+                   help="a Python with mediapipe installed, to time MediaPipe's FaceLandmarker side by side")
+    p.add_argument("--model", default=None, metavar="PATH.task",
+                   help="official bundle for the MediaPipe side (default: ../shared/models copy)")
+
+
 def main(args: argparse.Namespace) -> int:
     n = max(args.frames, WARMUP + 20)
     print(f"facewire bench track — {n - WARMUP} timed frames per size after {WARMUP} warm-up, single thread, one face")
