@@ -1,0 +1,2 @@
+"""Speech → face: audio input, phonemes (TTS events, recognition, forced alignment), visemes with
+coarticulation, prosody, and the ``LipSync`` source."""

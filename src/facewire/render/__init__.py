@@ -1,0 +1,1 @@
+"""Show the face: avatars with ARKit morph targets, the offscreen renderer, and video output."""
