@@ -8,7 +8,7 @@ from facewire.errors import InputError, OutputError
 from facewire.frame import FaceFrame
 from facewire.takes import format_for, open_writer, read_take
 from facewire.takes.llf import read_llf_csv
-from facewire.takes.mouth import arkit_to_rhubarb, rhubarb_to_arkit
+from facewire.mouth import arkit_to_rhubarb, rhubarb_to_arkit
 from facewire.takes.rhubarb import (
     RhubarbJsonWriter,
     RhubarbTsvWriter,

@@ -7,7 +7,7 @@ decimals, shapes ``A``–``H`` and ``X``.
   recording (Rhubarb writes ``X`` there).
 - JSON: ``{"metadata": {"soundFile": …, "duration": …}, "mouthCues": [{"start", "end", "value"}…]}``.
 
-Shapes and blendshapes meet in one table, `facewire.takes.mouth`: writing classifies each frame's
+Shapes and blendshapes meet in one table, `facewire.mouth`: writing classifies each frame's
 weights into a shape (untracked frames are ``X``), merges runs of the same shape into one cue and
 times the cues from the first frame; the last cue ends one frame period after the last frame.
 Reading samples the cues at ``fps`` frames per second (default 100, Rhubarb's own centisecond
@@ -31,7 +31,7 @@ from ..frame import FaceFrame
 from ._document import DocumentWriter, load_json
 from ._files import readable_take
 from ._timing import FpsMeter, check_fps, frame_time_ns
-from .mouth import RHUBARB_SHAPES, arkit_to_rhubarb, rhubarb_to_arkit
+from ..mouth import RHUBARB_SHAPES, arkit_to_rhubarb, rhubarb_to_arkit
 
 __all__ = [
     "JSON_SUFFIXES",

@@ -16,7 +16,7 @@ times come back to the nanosecond; ``w`` follows the ``visemes`` order, with 7 d
 good to ~2e-7; more digits would only show float32 noise). Readers match the
 ``visemes`` names, in any order, to OVR's; a name left out reads as 0, an unknown one is an error.
 
-Weights ↔ visemes go through `facewire.takes.mouth` (one table): writing fits each frame's mouth
+Weights ↔ visemes go through `facewire.mouth` (one table): writing fits each frame's mouth
 shapes with the viseme poses (untracked frames are all ``sil``); reading builds each frame's
 weights from its visemes. A timeline whose weights sum to 1 per frame (as OVRLipSync's do) comes
 back from frames within 1e-6.
@@ -36,7 +36,7 @@ from ..frame import FaceFrame
 from ._document import DocumentWriter, load_json
 from ._files import readable_take
 from .csv import format_time_ns
-from .mouth import VISEMES, arkit_to_visemes, visemes_to_arkit
+from ..mouth import VISEMES, arkit_to_visemes, visemes_to_arkit
 
 __all__ = ["SUFFIXES", "FORMAT", "VERSION", "VisemesWriter", "read_visemes"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facewire import arkit
-from facewire.takes import mouth
+from facewire import mouth
 from facewire.takes.llf import read_llf_csv
 
 

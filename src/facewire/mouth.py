@@ -32,7 +32,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import arkit
+from . import arkit
 
 __all__ = [
     "VISEMES",
