@@ -576,7 +576,10 @@ _PLUGINS = (
     "facewire.audio.commands",
     "facewire.expression.commands",
     "facewire.render.commands",
+    "facewire.render.avatar_commands",
     "facewire.trust.commands",
+    "facewire.trust.provenance_commands",
+    "facewire.trust.likeness_commands",
     "facewire.server.commands",
     "facewire.batch.commands",
 )
