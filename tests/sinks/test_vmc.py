@@ -15,7 +15,14 @@ from facewire.errors import InputError
 from facewire.frame import FaceFrame, Gaze, HeadPose, euler_to_quaternion
 from facewire.retarget import VRM_PRESETS
 from facewire.sinks.osc import OscBundle, OscMessage, parse_packet
-from facewire.sinks.vmc import VmcReceiver, VmcSink, euler_from_quaternion, to_unity
+from facewire.sinks.vmc import (
+    VmcReceiver,
+    VmcSink,
+    euler_from_quaternion,
+    quat_multiply,
+    quat_power,
+    to_unity,
+)
 
 
 def sample_frame(seed: int = 0, t_ns: int = 1_500_000_000) -> FaceFrame:
@@ -111,6 +118,34 @@ def test_receiver_inverts_the_sink() -> None:
         assert getattr(back.head, name) == pytest.approx(getattr(frame.head, name), abs=1e-4)
     for name in ("left_yaw_deg", "left_pitch_deg", "right_yaw_deg", "right_pitch_deg"):
         assert getattr(back.gaze, name) == pytest.approx(getattr(frame.gaze, name), abs=1e-4)
+
+
+def test_quat_power_scales_the_angle_about_the_same_axis() -> None:
+    q = euler_to_quaternion(0.0, 0.0, 90.0)  # 90° roll = about z
+    half = quat_power(q, 0.5)
+    assert half == pytest.approx((0.0, 0.0, math.sin(math.radians(22.5)), math.cos(math.radians(22.5))))
+    assert quat_power(q, 0.0) == pytest.approx((0, 0, 0, 1))
+    assert quat_multiply(half, half) == pytest.approx(q)
+    assert quat_power(tuple(-v for v in q), 0.5) == pytest.approx(half)  # −q is the same rotation
+
+
+def test_neck_carries_a_share_and_neck_times_head_is_the_pose() -> None:
+    frame = sample_frame()
+    sink = VmcSink(neck_share=0.4)
+    bones = {m.args[0]: m.args for m in bundle_of(sink, frame).messages() if m.address == "/VMC/Ext/Bone/Pos"}
+    assert list(bones)[:2] == ["Neck", "Head"]
+    neck, head = tuple(bones["Neck"][4:8]), tuple(bones["Head"][4:8])
+    total = to_unity(frame.head.quaternion)
+    assert quat_multiply(neck, head) == pytest.approx(total, abs=1e-6)
+    # the neck turns 40 % of the total angle
+    angle = lambda q: 2 * math.degrees(math.acos(min(1.0, abs(q[3]))))
+    assert angle(neck) == pytest.approx(0.4 * angle(total), abs=1e-3)
+    (back,) = VmcReceiver(port=0).decode(sink.encode(frame)[0])
+    for name in ("yaw_deg", "pitch_deg", "roll_deg"):
+        assert getattr(back.head, name) == pytest.approx(getattr(frame.head, name), abs=1e-3)
+    assert "Neck" not in {m.args[0] for m in bundle_of(VmcSink(), frame).messages() if m.address == "/VMC/Ext/Bone/Pos"}
+    with pytest.raises(InputError, match="neck_share"):
+        VmcSink(neck_share=1.5)
 
 
 def test_receiver_takes_a_third_party_stream() -> None:

@@ -5,6 +5,7 @@ One OSC bundle per frame, in this order::
 
     /VMC/Ext/OK   i 1, i 3, i 0, i tracked     loaded; calibrated; normal mode; tracking status (V2.7)
     /VMC/Ext/T    f seconds                    the frame's media time
+    /VMC/Ext/Bone/Pos  s "Neck", f 0 0 0, f qx qy qz qw         (``neck_share`` > 0 only)
     /VMC/Ext/Bone/Pos  s "Head", f px py pz, f qx qy qz qw      (tracked frames only)
     /VMC/Ext/Bone/Pos  s "LeftEye" …, s "RightEye" …           (``eye_bones``)
     /VMC/Ext/Blend/Val s name, f value          Perfect Sync (the 52 ARKit names in PascalCase)
@@ -26,6 +27,11 @@ The eye bones use the same conversion for gaze (yaw, pitch). ``head_position_m``
 Head bone's local position (metres, Unity axes): receivers that apply bone positions place the
 head there relative to the neck, so give your model's neck→head offset if it matters; facewire's
 head translation (relative to the camera) is not a bone position and is not sent.
+
+Neck: bone rotations are local, so with ``neck_share`` = s > 0 the head's rotation q is split into
+a Neck rotation n = slerp(identity, q, s) and a Head rotation n⁻¹·q relative to the neck: the
+avatar's neck carries part of the turn, as a real neck does, and n·(n⁻¹·q) = q keeps the head
+exactly where the subject's is. The receiver composes Neck·Head back into the head pose.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from __future__ import annotations
 import math
 import struct
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -44,7 +50,17 @@ from ..retarget import VRM_PRESETS, vrm_presets
 from .osc import OscBundle, OscMessage, bundle_bytes, parse_packet
 from .udp import UdpReceiver, UdpSender
 
-__all__ = ["VmcSink", "VmcReceiver", "NAME_SETS", "DEFAULT_PORT", "to_unity", "from_unity", "euler_from_quaternion"]
+__all__ = [
+    "DEFAULT_PORT",
+    "NAME_SETS",
+    "VmcReceiver",
+    "VmcSink",
+    "euler_from_quaternion",
+    "from_unity",
+    "quat_multiply",
+    "quat_power",
+    "to_unity",
+]
 
 DEFAULT_PORT = 39539
 NAME_SETS = ("perfect_sync", "vrm")
@@ -78,6 +94,33 @@ def euler_from_quaternion(q: tuple[float, float, float, float]) -> tuple[float, 
     return math.degrees(yaw), math.degrees(pitch), math.degrees(roll)
 
 
+def quat_multiply(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """Hamilton product a·b of (x, y, z, w) quaternions: rotate by b, then by a."""
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return (aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz)
+
+
+def quat_power(q: tuple[float, float, float, float], s: float) -> tuple[float, float, float, float]:
+    """slerp(identity, q, s): the same axis, s times the angle (shortest way round)."""
+    x, y, z, w = q
+    if w < 0.0:
+        x, y, z, w = -x, -y, -z, -w
+    half = math.acos(max(-1.0, min(1.0, w)))
+    sin_half = math.sin(half)
+    if sin_half < 1e-9:
+        return (0.0, 0.0, 0.0, 1.0)
+    k = math.sin(s * half) / sin_half
+    return (x * k, y * k, z * k, math.cos(s * half))
+
+
+def _conjugate(q: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    return (-q[0], -q[1], -q[2], q[3])
+
+
 def _parse_names(names: str | Iterable[str]) -> tuple[str, ...]:
     items = [n.strip() for n in names.replace("+", ",").split(",")] if isinstance(names, str) else list(names)
     items = [n for n in items if n]
@@ -91,18 +134,24 @@ class VmcSink(UdpSender):
     """Sends frames over the VMC protocol; see the module docstring for what each bundle holds.
 
     ``names``: "perfect_sync", "vrm" or both (a list, or "perfect_sync,vrm"); ``eye_bones`` adds
-    LeftEye/RightEye rotations from the gaze; ``head_position_m`` is the Head bone's local position.
+    LeftEye/RightEye rotations from the gaze; ``head_position_m`` is the Head bone's local position;
+    ``neck_share`` (0..1, default 0 = no Neck bone) is the part of the head's rotation the Neck
+    bone carries.
     """
 
     default_port = DEFAULT_PORT
     protocol = "vmc"
     URL_OPTIONS = {"names": str, "eye_bones": lambda s: s.lower() in ("1", "true", "yes", "on"),
-                   "max_rate_hz": float, "face": int}
+                   "max_rate_hz": float, "face": int, "neck_share": float}
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, *,
                  names: str | Iterable[str] = ("perfect_sync", "vrm"), eye_bones: bool = True,
-                 head_position_m: tuple[float, float, float] = (0.0, 0.0, 0.0), **kwargs) -> None:
+                 head_position_m: tuple[float, float, float] = (0.0, 0.0, 0.0), neck_share: float = 0.0,
+                 **kwargs) -> None:
         super().__init__(host, port, **kwargs)
+        if not 0.0 <= neck_share <= 1.0:
+            raise InputError(f"vmc neck_share: expected a number from 0 to 1, got {neck_share!r}")
+        self.neck_share = float(neck_share)
         self.names = _parse_names(names)
         self.eye_bones = bool(eye_bones)
         self.head_position_m = tuple(float(v) for v in head_position_m)
@@ -121,7 +170,12 @@ class VmcSink(UdpSender):
         out = [bytes(OscMessage(OK, (1, 3, 0, int(frame.tracked)), "iiii")),
                self._time_prefix + _F32.pack(frame.t_ns / 1e9)]
         if frame.tracked:
-            out.append(self._bone("Head", self.head_position_m, to_unity(frame.head.quaternion)))
+            q = to_unity(frame.head.quaternion)
+            if self.neck_share > 0.0:
+                neck = quat_power(q, self.neck_share)
+                out.append(self._bone("Neck", (0.0, 0.0, 0.0), neck))
+                q = quat_multiply(_conjugate(neck), q)
+            out.append(self._bone("Head", self.head_position_m, q))
             if self.eye_bones:
                 g = frame.gaze
                 for bone, yaw, pitch in (("LeftEye", g.left_yaw_deg, g.left_pitch_deg),
@@ -145,7 +199,8 @@ class VmcReceiver(UdpReceiver):
     Blend/Val values accumulate until Apply and persist between frames, as in a Marionette.
     Perfect Sync names (any case) set the ARKit weights; VRM presets and other names are kept in
     ``blends`` but not turned into weights. Bone/Pos ``Head`` sets the head rotation and
-    ``LeftEye``/``RightEye`` the gaze (inverting the sink's Unity conversion); ``/VMC/Ext/T`` sets
+    ``LeftEye``/``RightEye`` the gaze (inverting the sink's Unity conversion); a ``Neck`` rotation,
+    when one arrives, is composed with the Head's (Neck·Head); ``/VMC/Ext/T`` sets
     the media time (else arrival order); ``/VMC/Ext/OK`` with a tracking status of 0 makes the next
     frame an untracked one. Unknown addresses are ignored, as the protocol asks.
     """
@@ -159,6 +214,7 @@ class VmcReceiver(UdpReceiver):
         self.blends: dict[str, float] = {}
         self._weights = np.zeros(arkit.COUNT, dtype=np.float32)
         self._head = HeadPose()
+        self._neck_q = (0.0, 0.0, 0.0, 1.0)  # Unity axes, as sent
         self._eyes = [0.0, 0.0, 0.0, 0.0]
         self._t_ns: int | None = None
         self._tracked = True
@@ -187,8 +243,10 @@ class VmcReceiver(UdpReceiver):
             name, q = a[0], from_unity(a[4:8])
             if not all(map(math.isfinite, a[1:])):
                 raise InputError(f"VMC {BONE} {name}: expected finite numbers")
-            if name == "Head":
-                yaw, pitch, roll = euler_from_quaternion(q)
+            if name == "Neck":
+                self._neck_q = tuple(a[4:8])
+            elif name == "Head":
+                yaw, pitch, roll = euler_from_quaternion(from_unity(quat_multiply(self._neck_q, tuple(a[4:8]))))
                 self._head = HeadPose(yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll)
             elif name in ("LeftEye", "RightEye"):
                 yaw, pitch, _ = euler_from_quaternion(q)
