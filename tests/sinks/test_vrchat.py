@@ -238,3 +238,36 @@ def test_python_osc_server_decodes_our_traffic() -> None:
         assert args[0] == pytest.approx(expected[name], abs=1e-6)
     for name in ("JawX", "EyeLidLeft", "EyeLidRight", "MouthX", "EyeLeftX", "EyeLeftY", "JawOpen", "EyeOpenLeft"):
         assert f"/avatar/parameters/FT/v2/{name}" in got
+
+
+def test_native_eye_messages_golden_bytes_and_signs() -> None:
+    """VRChat's eye OSC: positive pitch looks down and positive yaw to the user's right (VRChat's
+    OSC eye-tracking page), the opposite of facewire's Gaze; bytes laid out by hand from OSC 1.0."""
+    import struct
+
+    w = np.zeros(arkit.COUNT, np.float32)
+    w[arkit.INDEX["eyeBlinkLeft"]], w[arkit.INDEX["eyeBlinkRight"]] = 0.5, 0.25
+    frame = FaceFrame(t_ns=0, weights=w, gaze=Gaze(left_yaw_deg=10.0, left_pitch_deg=5.0,
+                                                   right_yaw_deg=8.0, right_pitch_deg=4.0))
+    sink = VrchatSink(parameters=["JawOpen"], native_eyes=True)
+    messages = sink.encode(frame)
+    address = b"/tracking/eye/LeftRightPitchYaw"  # 31 bytes + NUL = 32, already aligned
+    expected = address + b"\0" + b",ffff\0\0\0" + struct.pack(">4f", -5.0, -10.0, -4.0, -8.0)
+    assert messages[-2] == expected
+    closed = b"/tracking/eye/EyesClosedAmount"  # 30 bytes + NUL, padded to 32
+    assert messages[-1] == closed + b"\0\0" + b",f\0\0" + struct.pack(">f", 0.375)
+    assert len(VrchatSink(parameters=["JawOpen"]).encode(frame)) == 1  # off by default
+    assert VrchatSink(native_eyes=True).encode(FaceFrame.untracked(0)) == []
+
+
+def test_receiver_takes_gaze_from_native_eyes() -> None:
+    frame = FaceFrame(t_ns=0, weights=np.zeros(arkit.COUNT, np.float32),
+                      gaze=Gaze(left_yaw_deg=-12.0, left_pitch_deg=6.0, right_yaw_deg=-11.0, right_pitch_deg=7.0))
+    receiver = VrchatReceiver(port=0)
+    for data in VrchatSink(parameters=["JawOpen"], native_eyes=True, bundle=True).encode(frame):
+        (back,) = receiver.decode(data)
+    assert (back.gaze.left_yaw_deg, back.gaze.left_pitch_deg) == pytest.approx((-12.0, 6.0))
+    assert (back.gaze.right_yaw_deg, back.gaze.right_pitch_deg) == pytest.approx((-11.0, 7.0))
+    assert receiver.eyes_closed == 0.0
+    with pytest.raises(InputError, match="four finite angles"):
+        receiver.decode(bytes(OscMessage("/tracking/eye/LeftRightPitchYaw", (math.nan, 0.0, 0.0, 0.0), "ffff")))
