@@ -279,10 +279,15 @@ def cmd_receive(args: argparse.Namespace) -> int:
         raise InputError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
     received = 0
     with contextlib.ExitStack() as stack:
-        receiver = stack.enter_context(open_receiver(args.protocol, args.host, args.port, timeout_s=args.timeout))
+        options = {"path": args.path} if args.protocol == "ws" else {}
+        receiver = stack.enter_context(open_receiver(args.protocol, args.host, args.port, timeout_s=args.timeout,
+                                                     **options))
         writer = stack.enter_context(open_writer(args.out)) if args.out else None
         host, port = receiver.address
-        _say(f"facewire: listening for {args.protocol} on {host}:{port}")
+        if args.protocol == "ws":
+            _say(f"facewire: connected to {receiver.url}")
+        else:
+            _say(f"facewire: listening for {args.protocol} on {host}:{port}")
         try:
             for frame in receiver.frames(count=args.count, timeout_s=args.timeout):
                 if writer is not None:
@@ -514,11 +519,15 @@ def build_parser() -> argparse.ArgumentParser:
     tracking_flags(t)
     t.set_defaults(func=cmd_track)
 
-    r = sub.add_parser("receive", help="listen for VMC, VRChat OSC or Live Link Face and record or print frames")
-    r.add_argument("protocol", choices=("vmc", "vrchat", "livelink"))
-    r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 = all)")
+    r = sub.add_parser("receive", help="listen for VMC, VRChat OSC or Live Link Face (or connect to a facewire "
+                                       "WebSocket stream) and record or print frames")
+    r.add_argument("protocol", choices=("vmc", "vrchat", "livelink", "ws"))
+    r.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 = all); for ws, the server to connect to")
     r.add_argument("--port", type=int, default=None,
-                   help="UDP port (default: the protocol's, 39539 / 9000 / 11111; 0 = any free port)")
+                   help="UDP port (default: the protocol's, 39539 / 9000 / 11111; 0 = any free port); "
+                        "for ws, the server's port (default 8765)")
+    r.add_argument("--path", default="/", help="for ws: the stream's path on the server (default /)")
     r.add_argument("--out", metavar="FILE", help="take to write (.jsonl, .csv, '-' = JSONL on stdout); "
                                                  "default: one line per frame on stdout")
     r.add_argument("--count", type=int, default=None, metavar="N", help="stop after N frames")

@@ -81,6 +81,32 @@ def test_receive_records_a_take(tmp_path: Path) -> None:
     assert max(abs(g.t_ns - s.t_ns) for g, s in zip(got, sent)) <= 1
 
 
+def test_receive_ws_records_a_take_from_a_websocket_stream(tmp_path: Path) -> None:
+    import time
+
+    from facewire.sinks import WebSocketSink
+
+    sent = frames(40)
+    with WebSocketSink("127.0.0.1", 0, path="/face") as sink:
+        port = sink.address[1]
+        proc = subprocess.Popen([*FACEWIRE, "receive", "ws", "--port", str(port), "--path", "/face", "--count", "40",
+                                 "--timeout", "20", "--out", "take.jsonl"], cwd=tmp_path, env=env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while sink.statistics().clients < 1:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "no client"
+            time.sleep(0.02)
+        for frame in sent:
+            sink.send(frame)
+            assert sink.flush(5.0)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"facewire: connected to ws://127.0.0.1:{port}/face" in err
+    got = list(read_take(tmp_path / "take.jsonl"))
+    assert [f.seq for f in got] == [f.seq for f in sent]
+    np.testing.assert_array_equal(np.stack([f.weights for f in got]), np.stack([f.weights for f in sent]))
+
+
 def test_receive_prints_a_line_per_frame(tmp_path: Path) -> None:
     rx = Receiving("vmc", "--count", 3, "--timeout", 20, cwd=tmp_path)
     send_all(VmcSink("127.0.0.1", rx.port, max_rate_hz=None), frames(3))

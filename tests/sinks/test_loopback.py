@@ -6,7 +6,8 @@ time that is 167 s per protocol, so it is split in two tests:
 * ``test_10k_frames_lossless``: 10,000 frames with 60 fps time stamps, the producer going exactly
   as fast as the sink sends (`UdpSender.flush` after each frame) with the sink paced at a high rate
   (2,000 Hz for Live Link, 1,500 Hz for VMC, about 5–7 s each): nothing is lost between a sink and
-  its receiver, and every value comes back equal within float32 precision.
+  its receiver, and every value comes back equal within float32 precision. The WebSocket stream
+  (JSON, lossless) does the same over a real connection and must give the frames back exactly.
 * ``test_real_time_60fps_at_120hz``: 2 s of frames produced in real time at 60 fps into a sink
   paced at 120 Hz, the shipped default: zero frames dropped in the queue, zero lost on the wire.
 """
@@ -21,7 +22,14 @@ import pytest
 
 from facewire import arkit
 from facewire.frame import FaceFrame, Gaze, HeadPose
-from facewire.sinks import LiveLinkReceiver, LiveLinkSink, VmcReceiver, VmcSink
+from facewire.sinks import (
+    LiveLinkReceiver,
+    LiveLinkSink,
+    VmcReceiver,
+    VmcSink,
+    WebSocketReceiver,
+    WebSocketSink,
+)
 
 PROTOCOLS = {
     "livelink": (LiveLinkSink, LiveLinkReceiver, 2000.0),
@@ -108,3 +116,23 @@ def test_real_time_60fps_at_120hz(protocol: str) -> None:
     stats = sink.statistics()
     assert (stats.frames_sent, stats.frames_dropped, stats.packets_dropped) == (120, 0, 0)
     assert_same(frames, got, protocol)
+
+
+def test_10k_frames_over_websocket_exactly() -> None:
+    frames = make_frames(10_000, seed=2)
+    with WebSocketSink("127.0.0.1", 0, path="/face") as sink:
+        with WebSocketReceiver("127.0.0.1", sink.address[1], path="/face", timeout_s=5.0) as receiver:
+            deadline = time.monotonic() + 10
+            while sink.statistics().clients < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            collector = Collector(receiver, len(frames))
+            for frame in frames:
+                sink.send(frame)
+                assert sink.flush(5.0)
+            got = collector.join()
+            rstats = receiver.statistics()
+        stats = sink.statistics()
+    assert stats.dropped == 0 and (rstats.bad_packets, rstats.frames) == (0, 10_000)
+    # the JSON schema is lossless: every field, every bit
+    assert [f.to_json() for f in got] == [f.to_json() for f in frames]
