@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facewire import arkit
-from facewire import mouth
+from facewire import arkit, mouth
 from facewire.takes.llf import read_llf_csv
 
 
@@ -91,3 +90,19 @@ def test_a_calibrated_idle_take_is_mostly_silence(shared_file):
     assert shapes.count("X") > 0.8 * len(shapes)
     sil = np.mean([mouth.arkit_to_visemes(f.weights)[0] for f in frames])
     assert sil > 0.7
+
+
+def test_every_phone_has_a_viseme():
+    from facewire.audio.phones import ARPABET, SILENCE
+
+    assert set(mouth.PHONE_TO_VISEME) == set(ARPABET) | {SILENCE}
+    assert set(mouth.PHONE_TO_VISEME.values()) == set(mouth.VISEMES)
+    for phones, viseme in ((("P", "B", "M"), "PP"), (("F", "V"), "FF"), (("UW", "W"), "ou"), (("SIL",), "sil")):
+        assert {mouth.PHONE_TO_VISEME[p] for p in phones} == {viseme}
+
+
+def test_hh_takes_its_vowel():
+    assert mouth.phone_visemes(["SIL", "HH", "UW", "HH"]) == ["sil", "ou", "ou", "ou"]
+    assert mouth.phone_visemes(["HH"]) == ["kk"]
+    with pytest.raises(ValueError, match="ARPABET"):
+        mouth.phone_visemes(["XX"])

@@ -14,6 +14,15 @@ definitions; no primary source publishes such a table. ``sil`` is the neutral fa
   linearly independent, so for any viseme distribution (weights summing to 1, as OVRLipSync
   outputs) the two functions are inverses to float32 precision (≈1e-7).
 
+**Phones → visemes** (:data:`PHONE_TO_VISEME`, ARPABET as in `facewire.audio.phones`, plus ``SIL``):
+Meta's own ARPABET → viseme table (protocols.md §7, rows marked M) with its gaps filled as marked
+there: ``SIL``→sil; P B M→PP; F V→FF; TH DH→TH; T D→DD; K G NG→kk; CH JH SH ZH→CH; S Z→SS;
+N L→nn; R ER→RR; AA AH AY AW→aa; EH AE EY→E; IH IY Y→ih; AO OW OY→oh; UH UW W→ou. (AE is
+Meta's ``E``, "bed"/"bat" share the spread open front shape; the diphthongs take the viseme of
+their first, longer part.) ``HH`` has no mouth shape of its own — the lips are already in the next
+vowel's shape — so :func:`phone_visemes` gives it the next vowel's viseme (else the previous
+one's, else ``kk``, Meta's fallback); the static table holds the fallback ``kk``.
+
 **Rhubarb Lip Sync shapes** ``A``–``H`` and ``X`` (Rhubarb's README): each shape stands for a group
 of visemes (:data:`RHUBARB_FROM_VISEME`, the mapping suggested in protocols.md §6, except that
 ``nn`` goes to ``H``, "tongue raised", which OVR's ``nn`` (n, l) shares, instead of ``B``) and is
@@ -27,24 +36,26 @@ drawn with the pose of one representative viseme (:data:`RHUBARB_VISEME`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
 from . import arkit
 
 __all__ = [
+    "MOUTH_NAMES",
+    "PHONE_TO_VISEME",
+    "RHUBARB_FROM_VISEME",
+    "RHUBARB_SHAPES",
+    "RHUBARB_VISEME",
     "VISEMES",
     "VISEME_POSES",
-    "MOUTH_NAMES",
-    "RHUBARB_SHAPES",
-    "RHUBARB_FROM_VISEME",
-    "RHUBARB_VISEME",
-    "visemes_to_arkit",
-    "arkit_to_visemes",
-    "rhubarb_to_arkit",
     "arkit_to_rhubarb",
+    "arkit_to_visemes",
+    "phone_visemes",
+    "rhubarb_to_arkit",
+    "visemes_to_arkit",
 ]
 
 VISEMES: tuple[str, ...] = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
@@ -94,6 +105,45 @@ VISEME_POSES: Mapping[str, Mapping[str, float]] = MappingProxyType({
                 mouthRollUpper=0.1),
 })
 """Viseme → representative ARKit pose (names not listed are 0)."""
+
+PHONE_TO_VISEME: Mapping[str, str] = MappingProxyType({
+    "SIL": "sil",
+    "P": "PP", "B": "PP", "M": "PP",
+    "F": "FF", "V": "FF",
+    "TH": "TH", "DH": "TH",
+    "T": "DD", "D": "DD",
+    "K": "kk", "G": "kk", "NG": "kk", "HH": "kk",
+    "CH": "CH", "JH": "CH", "SH": "CH", "ZH": "CH",
+    "S": "SS", "Z": "SS",
+    "N": "nn", "L": "nn",
+    "R": "RR", "ER": "RR",
+    "AA": "aa", "AH": "aa", "AY": "aa", "AW": "aa",
+    "EH": "E", "AE": "E", "EY": "E",
+    "IH": "ih", "IY": "ih", "Y": "ih",
+    "AO": "oh", "OW": "oh", "OY": "oh",
+    "UH": "ou", "UW": "ou", "W": "ou",
+})
+"""ARPABET (no stress digit) or ``SIL`` → OVR viseme name (see the module doc; ``HH`` by context)."""
+
+_VOWELS = frozenset(("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"))
+
+
+def phone_visemes(labels: Sequence[str]) -> list[str]:
+    """The viseme of each phone label in a sequence, ``HH`` resolved by its neighbouring vowels."""
+    out = []
+    for i, label in enumerate(labels):
+        try:
+            viseme = PHONE_TO_VISEME[label]
+        except KeyError:
+            raise ValueError(f"phone label: expected ARPABET or SIL, got {label!r}") from None
+        if label == "HH":
+            nxt = labels[i + 1] if i + 1 < len(labels) else None
+            prv = labels[i - 1] if i > 0 else None
+            vowel = nxt if nxt in _VOWELS else prv if prv in _VOWELS else None
+            viseme = PHONE_TO_VISEME[vowel] if vowel else viseme
+        out.append(viseme)
+    return out
+
 
 _POSE_MATRIX = np.zeros((len(VISEMES), arkit.COUNT), dtype=np.float64)
 for _v, _p in enumerate(VISEME_POSES[name] for name in VISEMES):

@@ -184,7 +184,7 @@ def test_matches_reference_recurrence():
     f = OneEuroFilter(min_cutoff_hz=1.0, beta=0.5, d_cutoff_hz=2.0)
     f(0.0, 0)
     dt = 0.1
-    alpha = lambda fc: 1 / (1 + 1 / (2 * math.pi * fc * dt))  # noqa: E731
+    alpha = lambda fc: 1 / (1 + 1 / (2 * math.pi * fc * dt))
     dx = (1.0 - 0.0) / dt
     edx = alpha(2.0) * dx
     cutoff = 1.0 + 0.5 * abs(edx)

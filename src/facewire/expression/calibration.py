@@ -64,7 +64,7 @@ class CalibrationProfile:
             fh.write(self.to_json())
 
     @classmethod
-    def load(cls, path: str | Path) -> "CalibrationProfile":
+    def load(cls, path: str | Path) -> CalibrationProfile:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             offset = np.zeros(arkit.COUNT, np.float32)

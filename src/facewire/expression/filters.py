@@ -18,13 +18,13 @@ from ..errors import InputError
 from ..frame import FaceFrame, Gaze, HeadPose
 
 __all__ = [
-    "OneEuroParams",
-    "OneEuroFilter",
-    "OneEuroStage",
-    "WEIGHTS",
+    "GAZE",
     "HEAD_ROTATION",
     "HEAD_TRANSLATION",
-    "GAZE",
+    "WEIGHTS",
+    "OneEuroFilter",
+    "OneEuroParams",
+    "OneEuroStage",
 ]
 
 
@@ -84,7 +84,7 @@ class OneEuroFilter:
         self.reset()
 
     @classmethod
-    def from_params(cls, params: OneEuroParams) -> "OneEuroFilter":
+    def from_params(cls, params: OneEuroParams) -> OneEuroFilter:
         return cls(params.min_cutoff_hz, params.beta, params.d_cutoff_hz)
 
     def reset(self) -> None:
@@ -139,9 +139,9 @@ class OneEuroFilter:
 class _FaceState:
     """Filters for one face: weights, head rotation, head translation, gaze."""
 
-    __slots__ = ("t_ns", "weights", "rotation", "translation", "gaze")
+    __slots__ = ("gaze", "rotation", "t_ns", "translation", "weights")
 
-    def __init__(self, stage: "OneEuroStage") -> None:
+    def __init__(self, stage: OneEuroStage) -> None:
         self.t_ns: int | None = None
         self.weights = OneEuroFilter.from_params(stage.weights_params)
         self.rotation = OneEuroFilter.from_params(stage.head_rotation)

@@ -1,0 +1,97 @@
+"""`LipSync`: files with and without a transcript, the live push API and its latency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facewire import arkit
+from facewire.audio.io import SAMPLE_RATE, Resampler, write_wav
+from facewire.audio.lipsync import LipSync, LipSyncWarning
+from facewire.audio.prosody import LOOKAHEAD_S
+from facewire.audio.tts import synthesize
+
+J = arkit.INDEX["jawOpen"]
+
+
+@pytest.fixture(scope="module")
+def speech16():
+    s = synthesize("Bob moved the blue shoes to my mirror at noon.")
+    return s, Resampler(s.sample_rate)(s.samples)
+
+
+def test_live_feed_latency_and_stamps(speech16):
+    _, x = speech16
+    lipsync = LipSync(fps=60)
+    block = SAMPLE_RATE // 100  # 10 ms, as the microphone delivers
+    lags_s, frames = [], []
+    for i in range(0, x.size, block):
+        arrival_ns = 1_000_000_000 + i * 62_500  # a fake clock: block i arrives when its last sample does
+        out = lipsync.feed(x[i: i + block], arrival_ns)
+        heard_s = min(x.size, i + block) / SAMPLE_RATE
+        for f in out:
+            lags_s.append(heard_s - f.t_s)  # audio that had to arrive past the frame's own instant
+            assert f.capture_ns >= 1_000_000_000 + round(f.t_s * 1e9) - 10_000_000 - 1  # its block's arrival
+        frames.extend(out)
+    frames.extend(lipsync.finish())
+    assert len(frames) == int(np.ceil(x.size / SAMPLE_RATE * 60))
+    assert [f.seq for f in frames] == list(range(len(frames)))
+    assert max(lags_s) <= LOOKAHEAD_S + 0.01 + 0.02  # look-ahead + one block + a row's rounding
+    jaw = np.array([f.weights[J] for f in frames])
+    assert jaw.max() > 0.2  # the acoustic estimate opens the mouth on speech
+
+
+def test_live_feed_accepts_int16_stereo_and_other_rates(speech16):
+    s, _ = speech16
+    pcm = np.round(np.stack([s.samples, s.samples], axis=1) * 32767).astype(np.int16)
+    lipsync = LipSync(fps=30)
+    frames = []
+    for i in range(0, len(pcm), 441):
+        frames += lipsync.feed(pcm[i: i + 441], 0, sample_rate=s.sample_rate)
+    frames += lipsync.finish()
+    assert abs(len(frames) - s.duration_s * 30) <= 2
+
+
+def test_file_with_transcript_and_mismatch_fallback(tmp_path, speech16):
+    s, _ = speech16
+    pytest.importorskip("pocketsphinx")
+    path = tmp_path / "speech.wav"
+    write_wav(path, s.samples, s.sample_rate)
+    good = list(LipSync(text=s.text).frames_from_file(path))
+    assert len(good) == int(np.ceil(s.duration_s * 60))
+    with pytest.warns(LipSyncWarning, match="does not match"):
+        bad = list(LipSync(text="purple elephants dance quietly tonight everywhere").frames_from_file(path))
+    assert len(bad) == len(good)
+    assert max(f.weights[J] for f in bad) > 0.2
+
+
+def test_file_streamed_without_transcript(tmp_path, speech16):
+    s, _ = speech16
+    path = tmp_path / "speech.wav"
+    write_wav(path, np.concatenate([s.samples, np.zeros(s.sample_rate, np.float32), s.samples]), s.sample_rate)
+    lipsync = LipSync(fps=50)
+    seen = []
+    frames = list(lipsync.frames_from_file(path, progress=seen.append))
+    total_s = 2 * s.duration_s + 1.0
+    assert len(frames) == int(np.ceil(total_s * 50 - 1e-6))
+    assert sum(seen) == pytest.approx(total_s, abs=0.01)
+    assert len(lipsync.phrase_ends_s) >= 2
+
+
+def test_grid_jaw_follows_the_video(shared_file):
+    """Real speech: audio-driven jawOpen correlates with the video-tracked jawOpen of the same clip."""
+    from facewire.media import open_input
+    from facewire.vision.video import TrackerOptions, VideoTracker
+
+    clip = shared_file("data/video/grid/lwbsza.mpg")
+    tracker = VideoTracker(None, TrackerOptions(solver="facewire"))
+    vt, vj = [], []
+    with open_input(str(clip)) as src:
+        for image in src:
+            f = tracker.process(image)[0]
+            if f.tracked:
+                vt.append(image.t_ns / 1e9)
+                vj.append(f.weights[J])
+    frames = list(LipSync(fps=25, text=clip.with_suffix(".txt").read_text()).frames_from_file(clip))
+    audio = np.interp(vt, [f.t_s for f in frames], [f.weights[J] for f in frames])
+    assert np.corrcoef(audio, vj)[0, 1] > 0.5

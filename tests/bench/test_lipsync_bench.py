@@ -1,0 +1,34 @@
+"""A small smoke run of the lip-sync benchmark's measures on real data."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from facewire.audio.phones import Phone
+from facewire.bench import lipsync as bench
+
+
+def test_sentences_are_distinct_and_deterministic():
+    s = bench.sentences(150)
+    assert len(set(s)) == 150 and s == bench.sentences(150)
+
+
+def test_measures_on_hand_made_phones():
+    ref = [Phone("SIL", 0, 0.1), Phone("M", 0.1, 0.2), Phone("AA", 0.2, 0.5), Phone("SIL", 0.5, 0.6)]
+    late = [Phone("SIL", 0, 0.13), Phone("M", 0.13, 0.2), Phone("AA", 0.2, 0.5), Phone("SIL", 0.5, 0.6)]
+    assert bench.frame_accuracy(ref, ref, 0.6) == 1.0
+    assert bench.frame_accuracy(late, ref, 0.6) == pytest.approx(34 / 36)  # frames 6, 7 differ
+    errs, n = bench.onset_errors(late, ref)
+    assert n == 2 and sorted(errs.round(3).tolist()) == [0.0, 0.03]
+
+
+def test_small_run_prints_every_section(shared_dir, capsys):
+    if not (shared_dir / "data/video/grid").is_dir():
+        pytest.skip("GRID clips missing")
+    bench.main(argparse.Namespace(sentences=3, clips=1, chunk_ms=40, quick=False))
+    out = capsys.readouterr().out
+    for needle in ("1. synthetic speech: 3 sentences", "with transcript (align)", "lips closed",
+                   "2. GRID", "loudness baseline", "3. LibriVox", "4. speed", "streaming PhoneRecognizer"):
+        assert needle in out
