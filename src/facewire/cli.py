@@ -584,6 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
 _PLUGINS = (
     "facewire.audio.commands",
     "facewire.expression.commands",
+    "facewire.expression.completion_commands",
+    "facewire.expression.animate_commands",
     "facewire.render.commands",
     "facewire.render.avatar_commands",
     "facewire.trust.commands",
