@@ -1,0 +1,115 @@
+"""``facewire render``: a take onto an avatar, as an H.264 video (with the speech muxed) or one PNG."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+from ..plugins import module_exists
+from .mesh import AvatarMesh
+
+__all__ = ["cmd_render", "load_avatar", "parse_size", "register"]
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+MESH_SUFFIXES = (".glb", ".vrm")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` (or ``W×H``) → (width, height)."""
+    m = re.fullmatch(r"\s*(\d+)\s*[x×X]\s*(\d+)\s*", text)
+    if not m:
+        raise InputError(f"--size: expected WIDTHxHEIGHT such as 512x512, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def load_avatar(spec: str) -> AvatarMesh:
+    """``default`` (facewire's own head), a ``.glb``/``.vrm`` file; a photo is not supported yet."""
+    if spec == "default":
+        if not module_exists("facewire.render.default_avatar"):
+            raise InputError("--avatar default: facewire's default avatar is not available in this installation "
+                             "(facewire.render.default_avatar is missing); pass a .glb or .vrm file")
+        from .default_avatar import default_avatar
+
+        return default_avatar()
+    suffix = Path(spec).suffix.lower()
+    if suffix in PHOTO_SUFFIXES:
+        raise InputError(f"--avatar {spec}: photo avatars are not available yet; use 'default' or a .glb/.vrm file")
+    if suffix not in MESH_SUFFIXES:
+        raise InputError(f"--avatar: expected 'default' or a .glb/.vrm file, got {spec!r}")
+    if not os.path.isfile(spec):
+        raise InputError(f"--avatar {spec}: no such file")
+    if not module_exists("facewire.render.glb"):
+        raise InputError(f"--avatar {spec}: loading .glb/.vrm avatars is not available in this installation "
+                         "(facewire.render.glb is missing)")
+    from .glb import read_avatar
+
+    mesh, report = read_avatar(spec)
+    if report.missing:  # shapes with neither a target nor a fallback simply do nothing: say so once
+        print(f"facewire: note: avatar {spec} has no morph target or fallback for {len(report.missing)} of 52 "
+              f"ARKit shapes ({', '.join(report.missing[:6])}{', …' if len(report.missing) > 6 else ''})",
+              file=sys.stderr, flush=True)
+    return mesh
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from ..takes import format_for, read_take
+    from .renderer import parse_background
+    from .seal import NoSeal
+    from .video import IMAGE_SUFFIXES, render_take
+
+    size = parse_size(args.size)
+    background = parse_background(args.background)  # a bad colour fails before any work
+    if args.audio is not None and Path(args.out).suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError("--audio: a PNG has no sound; write a video (.mp4) or drop --audio")
+    if args.take != "-" and not os.path.isfile(args.take):
+        raise InputError(f"take {args.take}: no such file")
+    fmt = format_for(args.take, reading=True)
+    avatar = load_avatar(args.avatar)
+    frames = read_take(args.take, fmt, fps=args.fps)
+    info = {"take": args.take, "take_sha256": _sha256(args.take)} if args.take != "-" else {"take": "-"}
+    if args.audio is not None:
+        info["audio"] = args.audio
+    result = render_take(frames, avatar, args.out, size=size, fps=args.fps, audio=args.audio, seal=NoSeal(),
+                         background=background, at_s=args.at, progress=not args.quiet, info=info)
+    if not args.quiet:
+        what = (f"{result.frames} frames at {result.fps:g} fps ({result.duration_s:.2f} s"
+                f"{', with sound' if result.audio else ''})" if result.frames > 1 or result.duration_s else
+                f"the frame at {args.at:g} s")
+        print(f"facewire: rendered {what} of {args.take} onto avatar {avatar.name!r} → {result.path}",
+              file=sys.stderr, flush=True)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from .renderer import DEFAULT_BACKGROUND
+
+    r = sub.add_parser("render", help="render a take onto an avatar: an H.264 video with its sound, or one PNG")
+    r.add_argument("take", help="take to render (any format convert reads; '-' = JSONL on stdin)")
+    r.add_argument("--avatar", default="default", metavar="default|FILE.glb|FILE.vrm",
+                   help="facewire's default head, or a .glb/.vrm with ARKit morph targets (default: default)")
+    r.add_argument("--out", required=True, metavar="FILE",
+                   help="clip.mp4 (.mov, .mkv) for a video, face.png for one frame (see --at)")
+    r.add_argument("--audio", metavar="SOUND", help="sound to mux (wav or anything PyAV decodes); it starts with "
+                                                     "the take and is padded or cut to the take's length")
+    r.add_argument("--size", default="512x512", metavar="WxH", help="picture size (default 512x512)")
+    r.add_argument("--fps", type=float, default=30.0, help="video frame rate (default 30)")
+    r.add_argument("--background", default=DEFAULT_BACKGROUND, metavar="#RRGGBB",
+                   help=f"background colour, or 'transparent' for a PNG with alpha (default {DEFAULT_BACKGROUND})")
+    r.add_argument("--at", type=float, default=0.0, metavar="SECONDS",
+                   help="for a PNG: the instant to render, from the take's start (default 0)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.set_defaults(func=cmd_render)
