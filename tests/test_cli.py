@@ -491,15 +491,28 @@ def test_two_faces(media: dict[str, Path], tmp_path: Path) -> None:
 def test_demo(tmp_path: Path) -> None:
     out_dir = tmp_path / "D"
     proc = ok(facewire("demo", "--out-dir", out_dir, "--frames", "40", cwd=tmp_path))
-    names = ["sample.mp4", "take.csv", "take.jsonl", "preview.mp4"]
+    names = ["sample.mp4", "take.csv", "take.jsonl", "preview.mp4", "avatar.mp4", "speech.wav", "speech.csv",
+             "talking.mp4"]
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(names)
-    for name in names:
+    for name in ("sample.mp4", "take.csv", "take.jsonl", "preview.mp4", "avatar.mp4", "talking.mp4"):
         assert str(out_dir / name) in proc.stdout
-    assert len(proc.stdout.strip().splitlines()) == 4
     assert tracked_column(out_dir / "take.csv") == [1] * 40
     assert len(list(read_take(out_dir / "take.jsonl"))) == 40
-    assert len(video_frames(out_dir / "sample.mp4")) == 40
-    assert len(video_frames(out_dir / "preview.mp4")) == 40
+    for name in ("sample.mp4", "preview.mp4", "avatar.mp4"):
+        assert len(video_frames(out_dir / name)) == 40, name
+    speech = list(read_take(out_dir / "speech.csv"))
+    jaw = np.array([f.weight("jawOpen") for f in speech])
+    assert jaw.max() > 0.1 and jaw[:3].max() < 0.05  # it talks, from a closed mouth
+    with av.open(str(out_dir / "talking.mp4")) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        seconds = float(c.streams.video[0].duration * c.streams.video[0].time_base)
+    assert abs(seconds - len(speech) / 60) < 0.1
+
+
+def test_demo_without_rendering(tmp_path: Path) -> None:
+    out_dir = tmp_path / "D"
+    ok(facewire("demo", "--out-dir", out_dir, "--frames", "20", "--no-render", cwd=tmp_path))
+    assert sorted(p.name for p in out_dir.iterdir()) == ["preview.mp4", "sample.mp4", "take.csv", "take.jsonl"]
 
 
 # -- 5. models ----------------------------------------------------------------------------------

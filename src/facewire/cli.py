@@ -218,9 +218,15 @@ def _save_calibration(tracker, path: str) -> None:
 
 
 # -- demo -------------------------------------------------------------------------------------
+DEMO_LINE = "Hello! I am facewire. I turn a face, a voice or a few words into animation."
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: track the built-in sample, render it onto the default avatar, and make the
+    avatar say a line (speech synthesis + lip sync), each to a video."""
     from .media import open_input
     from .samples import astronaut_clip
+    from .takes import read_take
     from .vision.video import VideoTracker
 
     out_dir = Path(args.out_dir)
@@ -231,11 +237,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     tracker = VideoTracker(args.model, stages=_stages_factory(_demo_flags()))
     takes, preview = [out_dir / "take.csv", out_dir / "take.jsonl"], out_dir / "preview.mp4"
     code = _run_tracking(open_input(str(sample)), tracker, [str(t) for t in takes], str(preview))
-    print(f"sample input : {sample}")
-    print(f"take (CSV)   : {takes[0]}")
-    print(f"take (JSONL) : {takes[1]}")
-    print(f"preview video: {preview}")
+    results = [("sample input", sample), ("take (CSV)", takes[0]), ("take (JSONL)", takes[1]),
+               ("preview video", preview)]
+    if code == 0 and not args.no_render:
+        from .render.default_avatar import default_avatar
+        from .render.video import render_take
+
+        avatar = default_avatar()
+        _say("facewire demo: rendering the take onto the default avatar…")
+        tracked = out_dir / "avatar.mp4"
+        render_take(read_take(takes[1]), avatar, tracked, size=(512, 512), fps=30)
+        results.append(("avatar video", tracked))
+        _say(f"facewire demo: the avatar says {DEMO_LINE!r}…")
+        talking = out_dir / "talking.mp4"
+        _demo_speech(out_dir, avatar, talking)
+        results.append(("talking avatar", talking))
+    if module_exists("facewire.server.commands"):
+        results.append(("live studio", "bash run serve, then open http://127.0.0.1:8000/ in a browser"))
+    width = max(len(label) for label, _ in results)
+    for label, path in results:
+        print(f"{label:{width}s} : {path}")
     return code
+
+
+def _demo_speech(out_dir: Path, avatar, out: Path) -> None:
+    """Speech synthesis → lip-synced take (+ WAV) → the avatar speaking, with its sound."""
+    from .audio.animate import animate
+    from .audio.io import write_wav
+    from .audio.tts import synthesize
+    from .render.video import render_take
+    from .takes import open_writer
+
+    speech = synthesize(DEMO_LINE)
+    frames = animate(speech.phones, speech.samples, fps=60, sample_rate=speech.sample_rate)
+    wav, take = out_dir / "speech.wav", out_dir / "speech.csv"
+    write_wav(wav, speech.samples, speech.sample_rate)
+    with open_writer(str(take)) as writer:
+        for frame in frames:
+            writer.send(frame)
+    render_take(frames, avatar, out, size=(512, 512), fps=30, audio=wav)
 
 
 def _demo_flags() -> argparse.Namespace:
@@ -545,10 +585,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--quiet", action="store_true", help="no fps/latency lines or summary")
     pl.set_defaults(func=cmd_play)
 
-    d = sub.add_parser("demo", help="track a built-in sample and write a take and a preview video")
+    d = sub.add_parser("demo", help="track a built-in sample, render it and a speaking avatar to video")
     d.add_argument("--out-dir", default="facewire-demo", help="where to write (default ./facewire-demo)")
     d.add_argument("--frames", type=int, default=150, help="length of the sample clip in frames")
     d.add_argument("--model", default=None, metavar="PATH", help="as for track")
+    d.add_argument("--no-render", action="store_true", help="only track: no avatar videos")
     d.set_defaults(func=cmd_demo)
 
     m = sub.add_parser("models", help="fetch or list face models")
