@@ -8,27 +8,52 @@
   fills from ARKit (docs.vrcft.io, "ARKit compatibility"; the Live Link module does the same),
   its "simple" shapes and the combined parameters of ``UnifiedExpressionsParameters.cs`` with their
   ranges (`UNIFIED_RANGES`). `arkit_from_unified` inverts what can be inverted.
+* **VRM 1.0 expressions** (`vrm1_expressions`): the 18 preset expressions of the VRM 1.0 spec
+  (``VRMC_vrm`` expressions: ``happy angry sad relaxed surprised aa ih ou ee oh blink blinkLeft
+  blinkRight lookUp lookDown lookLeft lookRight neutral``), the VRM 0.x heuristics renamed plus
+  ``surprised``, the four look directions and ``neutral`` (see the function).
+* **OVR visemes** (`ovr_visemes`): the 15 OVRLipSync visemes, from `facewire.mouth`.
+* **MetaHuman-style curves** (`metahuman_curves`): ``CTRL_expressions_*`` names in the pattern of
+  the MetaHuman face control rig (``CTRL_expressions_jawOpen``, ``CTRL_expressions_eyeBlinkL``).
+  This is **facewire's approximation**: no primary source publishing the ARKit → MetaHuman curve
+  table was at hand, so the names follow the rig's naming pattern and each curve takes the ARKit
+  shape of the same meaning (`METAHUMAN_FROM_ARKIT`); check them against your rig, or write a
+  mapping file (`facewire.expression.mapping`) for it.
+
+`SCHEMAS` lists every target schema by name (``vrm0``, ``vrm1``, ``ovr``, ``unified``,
+``metahuman``) with its names and a function of the frame, for `mapping.RetargetStage` and
+``facewire retarget``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
-from . import arkit
-from .frame import Gaze
+from . import arkit, mouth
+from .frame import FaceFrame, Gaze
 
 __all__ = [
-    "VRM_PRESETS",
-    "vrm_presets",
+    "METAHUMAN_FROM_ARKIT",
+    "METAHUMAN_NAMES",
+    "OVR_VISEMES",
+    "SCHEMAS",
     "UNIFIED_FROM_ARKIT",
     "UNIFIED_NAMES",
     "UNIFIED_RANGES",
-    "unified_expressions",
+    "VRM1_EXPRESSIONS",
+    "VRM_PRESETS",
+    "Schema",
     "arkit_from_unified",
+    "metahuman_curves",
+    "ovr_visemes",
+    "unified_expressions",
+    "vrm1_expressions",
+    "vrm_presets",
 ]
 
 # -- VRM presets -------------------------------------------------------------------------------
@@ -37,7 +62,7 @@ VRM_PRESETS: tuple[str, ...] = ("A", "I", "U", "E", "O", "Blink", "Blink_L", "Bl
 
 
 def _clip(x: float) -> float:
-    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+    return 0.0 if x < 0.0 else min(x, 1.0)
 
 
 def vrm_presets(weights: np.ndarray) -> dict[str, float]:
@@ -301,3 +326,124 @@ def arkit_from_unified(params: Mapping[str, float]) -> tuple[np.ndarray, Gaze]:
 
     (ly, lp), (ry, rp) = angles("Left"), angles("Right")
     return weights, Gaze(left_yaw_deg=ly, left_pitch_deg=lp, right_yaw_deg=ry, right_pitch_deg=rp)
+
+
+# -- VRM 1.0 expressions -----------------------------------------------------------------------
+VRM1_EXPRESSIONS: tuple[str, ...] = (
+    "happy", "angry", "sad", "relaxed", "surprised", "aa", "ih", "ou", "ee", "oh",
+    "blink", "blinkLeft", "blinkRight", "lookUp", "lookDown", "lookLeft", "lookRight", "neutral",
+)
+"""The preset expression names of VRM 1.0 (``VRMC_vrm`` ``expressions.preset``), in the spec's order."""
+
+_VRM0_TO_VRM1 = {"A": "aa", "I": "ih", "U": "ou", "E": "ee", "O": "oh", "Blink": "blink", "Blink_L": "blinkLeft",
+                 "Blink_R": "blinkRight", "Joy": "happy", "Angry": "angry", "Sorrow": "sad", "Fun": "relaxed"}
+
+
+def vrm1_expressions(weights: np.ndarray, gaze: Gaze | None = None) -> dict[str, float]:
+    """The 18 VRM 1.0 preset expressions, each in [0, 1], from the 52 ARKit weights.
+
+    The twelve VRM 0.x presets as `vrm_presets` computes them, renamed (A→aa, I→ih, U→ou, E→ee,
+    O→oh, Blink→blink, Blink_L→blinkLeft, Blink_R→blinkRight, Joy→happy, Angry→angry, Sorrow→sad,
+    Fun→relaxed), plus:
+
+    * ``surprised`` = brow raise · (0.4 + 0.6·mean eyeWide), brow raise = 0.5·browInnerUp +
+      0.5·mean browOuterUp (AU1+2 with AU5, the FACS surprise brows and lids), times (1 − smile);
+    * ``lookUp``/``lookDown`` = mean of both eyes' eyeLookUp/eyeLookDown; ``lookLeft`` (to the
+      avatar's own left) = mean(eyeLookOutLeft, eyeLookInRight), ``lookRight`` = mean(eyeLookInLeft,
+      eyeLookOutRight). VRM 1.0 drives these from its lookAt; models whose lookAt uses bones ignore
+      them. ``gaze`` is accepted for symmetry with `unified_expressions` and not needed: ARKit's
+      eyeLook weights already carry the direction.
+    * ``neutral`` = 1 − the strongest of happy, angry, sad, relaxed, surprised (the face at rest).
+    """
+    v = np.asarray(weights, dtype=np.float64).tolist()
+    idx = arkit.INDEX
+
+    def mean(a: str, b: str) -> float:
+        return 0.5 * (v[idx[a]] + v[idx[b]])
+
+    old = vrm_presets(weights)
+    out = {_VRM0_TO_VRM1[k]: x for k, x in old.items()}
+    smile = mean("mouthSmileLeft", "mouthSmileRight")
+    brow_raise = 0.5 * v[idx["browInnerUp"]] + 0.5 * mean("browOuterUpLeft", "browOuterUpRight")
+    out["surprised"] = brow_raise * (0.4 + 0.6 * mean("eyeWideLeft", "eyeWideRight")) * (1.0 - smile)
+    out["lookUp"] = mean("eyeLookUpLeft", "eyeLookUpRight")
+    out["lookDown"] = mean("eyeLookDownLeft", "eyeLookDownRight")
+    out["lookLeft"] = mean("eyeLookOutLeft", "eyeLookInRight")
+    out["lookRight"] = mean("eyeLookInLeft", "eyeLookOutRight")
+    out["neutral"] = 1.0 - max(out[e] for e in ("happy", "angry", "sad", "relaxed", "surprised"))
+    return {name: _clip(out[name]) for name in VRM1_EXPRESSIONS}
+
+
+# -- OVR visemes -------------------------------------------------------------------------------
+OVR_VISEMES: tuple[str, ...] = tuple(mouth.VISEMES)
+"""OVRLipSync's 15 visemes (``sil PP FF TH DD kk CH SS nn RR aa E ih oh ou``)."""
+
+
+def ovr_visemes(weights: np.ndarray) -> dict[str, float]:
+    """The 15 OVR viseme weights (summing to 1) that best explain the frame's mouth (`mouth.arkit_to_visemes`)."""
+    return {name: float(x) for name, x in zip(OVR_VISEMES, mouth.arkit_to_visemes(np.asarray(weights, dtype=np.float32)))}
+
+
+# -- MetaHuman-style curves --------------------------------------------------------------------
+def _mh_pairs() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    pairs: list[tuple[str, tuple[str, ...]]] = []
+    sided = (  # (curve stem, ARKit stem): the curve gets L/R, ARKit Left/Right
+        ("eyeBlink", "eyeBlink"), ("eyeWiden", "eyeWide"), ("eyeSquintInner", "eyeSquint"),
+        ("eyeCheekRaise", "cheekSquint"), ("eyeLookUp", "eyeLookUp"), ("eyeLookDown", "eyeLookDown"),
+        ("browDown", "browDown"), ("browRaiseOuter", "browOuterUp"), ("noseWrinkle", "noseSneer"),
+        ("mouthCornerPull", "mouthSmile"), ("mouthCornerDepress", "mouthFrown"), ("mouthStretch", "mouthStretch"),
+        ("mouthDimple", "mouthDimple"), ("mouthUpperLipRaise", "mouthUpperUp"), ("mouthLowerLipDepress", "mouthLowerDown"),
+        ("mouthPress", "mouthPress"),
+    )
+    for curve, shape in sided:
+        for s, side in (("L", "Left"), ("R", "Right")):
+            pairs.append((f"{curve}{s}", (shape + side,)))
+    # eye look left/right per eye: looking to the subject's left is the left eye out, the right eye in
+    pairs += [("eyeLookLeftL", ("eyeLookOutLeft",)), ("eyeLookRightL", ("eyeLookInLeft",)),
+              ("eyeLookLeftR", ("eyeLookInRight",)), ("eyeLookRightR", ("eyeLookOutRight",))]
+    for s in ("L", "R"):  # one ARKit shape shared by both sides of the rig
+        pairs += [(f"browRaiseIn{s}", ("browInnerUp",)), (f"mouthCheekBlow{s}", ("cheekPuff",))]
+    for part in ("UL", "UR", "DL", "DR"):  # lip quadrants: upper/lower × left/right
+        roll = "mouthRollUpper" if part[0] == "U" else "mouthRollLower"
+        pairs += [(f"mouthLipsPurse{part}", ("mouthPucker",)), (f"mouthFunnel{part}", ("mouthFunnel",)),
+                  (f"mouthLipsTogether{part}", ("mouthClose",)), (f"mouth{'Upper' if part[0] == 'U' else 'Lower'}LipRollIn{part[1]}", (roll,))]
+    pairs += [("jawOpen", ("jawOpen",)), ("jawLeft", ("jawLeft",)), ("jawRight", ("jawRight",)),
+              ("jawFwd", ("jawForward",)), ("mouthLeft", ("mouthLeft",)), ("mouthRight", ("mouthRight",)),
+              ("mouthUpperLipShrug", ("mouthShrugUpper",)), ("mouthLowerLipShrug", ("mouthShrugLower",)),
+              ("tongueOut", ("tongueOut",))]
+    seen: dict[str, tuple[str, ...]] = {}
+    for curve, shapes in pairs:
+        seen.setdefault("CTRL_expressions_" + curve, shapes)  # the lip-roll rows repeat per quadrant
+    return tuple(seen.items())
+
+
+METAHUMAN_FROM_ARKIT: tuple[tuple[str, tuple[str, ...]], ...] = _mh_pairs()
+"""(MetaHuman-style curve, ARKit shapes averaged into it): facewire's approximation (module doc)."""
+
+METAHUMAN_NAMES: tuple[str, ...] = tuple(c for c, _ in METAHUMAN_FROM_ARKIT)
+_MH_SRC = [tuple(arkit.INDEX[a] for a in shapes) for _, shapes in METAHUMAN_FROM_ARKIT]
+
+
+def metahuman_curves(weights: np.ndarray) -> dict[str, float]:
+    """MetaHuman-style ``CTRL_expressions_*`` curve values in [0, 1] (`METAHUMAN_FROM_ARKIT`)."""
+    v = np.asarray(weights, dtype=np.float64)
+    return {name: _clip(float(v[list(src)].mean())) for name, src in zip(METAHUMAN_NAMES, _MH_SRC)}
+
+
+# -- every target schema by name -----------------------------------------------------------------
+class Schema(NamedTuple):
+    """A target schema: its output names, in order, and the function of a frame that computes them."""
+
+    names: tuple[str, ...]
+    compute: Callable[[FaceFrame], dict[str, float]]
+    description: str
+
+
+SCHEMAS: Mapping[str, Schema] = MappingProxyType({
+    "vrm0": Schema(VRM_PRESETS, lambda f: vrm_presets(f.weights), "VRM 0.x BlendShape presets"),
+    "vrm1": Schema(VRM1_EXPRESSIONS, lambda f: vrm1_expressions(f.weights, f.gaze), "VRM 1.0 preset expressions"),
+    "ovr": Schema(OVR_VISEMES, lambda f: ovr_visemes(f.weights), "OVRLipSync visemes"),
+    "unified": Schema(UNIFIED_NAMES, lambda f: unified_expressions(f.weights, f.gaze), "VRCFaceTracking Unified Expressions v2"),
+    "metahuman": Schema(METAHUMAN_NAMES, lambda f: metahuman_curves(f.weights), "MetaHuman-style CTRL_expressions curves (approximation)"),
+})
+"""Target schema name → `Schema`."""

@@ -1,5 +1,8 @@
 """LayerMixer: blend modes by hand, part names, ownership of groups, pose parts, validation, contract."""
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 
@@ -7,7 +10,15 @@ from facewire import arkit
 from facewire.errors import InputError
 from facewire.expression.blink import BlinkStage
 from facewire.expression.gaze import GazeStage
-from facewire.expression.mixer import BLEND_MODES, Layer, LayerMixer, channels_of
+from facewire.expression.mixer import (
+    BLEND_MODES,
+    FADE_S,
+    PRIORITY,
+    Layer,
+    LayerMixer,
+    channels_of,
+    tracking_layer,
+)
 from facewire.frame import FaceFrame, Gaze, HeadPose
 from facewire.pipeline import Stage
 
@@ -185,3 +196,117 @@ def test_validation_names_what_is_wrong():
     nan = LayerMixer([Layer("l", lambda f: np.full(52, np.nan), {"jaw": "add"})])
     with pytest.raises(InputError, match="finite"):
         nan.process(FaceFrame(t_ns=0))
+
+
+# -- priorities, presence and hand-over ---------------------------------------------------------------------------
+FPS = 60
+DT_S = 1 / FPS
+
+
+def stream(tracked_at, seconds: float, **named: float) -> list[FaceFrame]:
+    """Frames at 60 fps carrying ``named`` weights and a gaze 25° to the left while ``tracked_at(t_s)``."""
+    out = []
+    for i in range(round(seconds * FPS)):
+        t_s = i * DT_S
+        if tracked_at(t_s):
+            out.append(FaceFrame(t_ns=round(t_s * 1e9), weights=weights(**named), gaze=Gaze(25, 0, 25, 0)))
+        else:
+            out.append(FaceFrame.untracked(round(t_s * 1e9)))
+    return out
+
+
+def test_priority_orders_blending_whatever_the_insertion_order():
+    low = Layer("emotion", const(jawOpen=0.2), {"jaw": "override"}, priority=10)
+    high = Layer("speech", const(jawOpen=0.7), {"jaw": "override"}, priority=20)
+    for layers in ([low, high], [high, low]):
+        mixer = LayerMixer(layers)
+        assert [layer.name for layer in mixer.layers] == ["emotion", "speech"]
+        assert mixer.process(FaceFrame(t_ns=0)).weight("jawOpen") == pytest.approx(0.7)
+
+
+def test_hand_over_from_a_lost_face_is_smooth_and_quick():
+    """Tracked eyes (eyeLookOut 0.9) lost at 1 s: the idle layer (0.1) takes over; found again at 2 s."""
+    lost_s, found_s = 1.0, 2.0
+    frames = stream(lambda t: not lost_s <= t < found_s, 3.0, eyeLookOutLeft=0.9, jawOpen=0.5)
+    idle = Layer("idle", const(eyeLookOutLeft=0.1), {"eyes": "override"}, priority=0)
+
+    def run(fade_s: float) -> np.ndarray:
+        mixer = LayerMixer([idle, tracking_layer(fade_s=fade_s)])
+        return np.array([mixer.process(f).weight("eyeLookOutLeft") for f in frames])
+
+    smooth, hard = run(FADE_S), run(0.0)
+    t = np.arange(len(frames)) * DT_S
+    pop = np.abs(np.diff(hard)).max()
+    jump = np.abs(np.diff(smooth)).max()
+    assert pop == pytest.approx(0.8, abs=1e-6)  # switching sources at once: the whole difference in one frame
+    assert jump <= math.pi / 2 * DT_S / FADE_S * 0.8 + 1e-6 and jump < 0.25 * pop
+    # take-over time: from the first untracked frame until the output is the idle layer's alone
+    gone = t[(t >= lost_s) & (t < found_s) & np.isclose(smooth, 0.1, atol=1e-6)][0] - lost_s
+    back = t[(t >= found_s) & np.isclose(smooth, 0.9, atol=1e-6)][0] - found_s
+    assert 0.1 <= gone <= 0.2 and 0.1 <= back <= 0.2
+    assert smooth[(t > lost_s) & (t < lost_s + 0.05)].min() > 0.5  # it did not drop to neutral on loss
+
+
+def test_tracked_face_lost_to_the_procedural_eyes_and_blinks():
+    lost_s = 2.0
+    frames = stream(lambda t: t < lost_s, 6.0, eyeLookOutLeft=0.9, eyeLookInRight=0.9)
+
+    def idle_chain(seed: int):
+        gaze, blink = GazeStage("synthetic", seed=seed), BlinkStage("synthetic", seed=seed)
+        return lambda f: blink.process(gaze.process(f))
+
+    mixer = LayerMixer([tracking_layer(), Layer("idle", idle_chain(3), {"eyes": "override", "gaze": "override"},
+                                                priority=PRIORITY["idle"])])
+    reference = idle_chain(3)  # the same procedural layer alone
+    out = [mixer.process(f) for f in frames]
+    ref = [reference(f) for f in frames]
+    t = np.arange(len(frames)) * DT_S
+    look = [I[n] for n in arkit.NAMES if n.startswith("eyeLook")]
+    w = np.array([o.weights[look] for o in out])
+    r = np.array([o.weights[look] for o in ref])
+    same = np.all(np.abs(w - r) < 1e-6, axis=1) & np.array([o.gaze == q.gaze for o, q in zip(out, ref)])
+    assert not same[t < lost_s].any()
+    took_over = t[(t >= lost_s) & same][0] - lost_s
+    assert took_over <= 0.2 and same[t >= lost_s + took_over].all()
+    handover = (t >= lost_s - DT_S) & (t <= lost_s + 0.25)
+    jump = np.abs(np.diff(w, axis=0))[handover[1:]].max()
+    assert jump < 0.25 * np.abs(w[t < lost_s][-1] - r[t >= lost_s][0]).max()
+    yaw = np.array([o.gaze.left_yaw_deg for o in out])
+    assert np.abs(np.diff(yaw))[handover[1:]].max() < 0.25 * 25
+
+
+def test_a_source_with_nothing_now_fades_out_and_back_in():
+    talking = {"on": True}
+    speech = Layer("speech", lambda f: {"jawOpen": 0.6} if talking["on"] else None, {"jaw": "override"}, fade_s=0.1)
+    mixer = LayerMixer([speech])
+    levels, jaw = [], []
+    for i in range(60):
+        talking["on"] = not 10 <= i < 40
+        jaw.append(mixer.process(FaceFrame(t_ns=round(i * DT_S * 1e9))).weight("jawOpen"))
+        levels.append(mixer.levels["speech"])
+    assert jaw[9] == pytest.approx(0.6) and jaw[10] < 0.6 and jaw[10] > 0.5  # holds its last output while fading
+    assert jaw[20] == 0.0 and levels[20] == 0.0
+    assert jaw[59] == pytest.approx(0.6) and levels[59] == 1.0
+    assert max(abs(a - b) for a, b in itertools.pairwise(jaw)) < 0.6 * math.pi / 2 * DT_S / 0.1 + 1e-6
+    mixer.reset()
+    talking["on"] = False
+    assert mixer.process(FaceFrame(t_ns=0)).weight("jawOpen") == 0.0  # after reset: nothing held
+
+
+def test_time_going_backwards_restarts_the_fades():
+    mixer = LayerMixer([tracking_layer()])
+    mixer.process(FaceFrame(t_ns=10**9, weights=weights(jawOpen=0.9)))
+    mixer.process(FaceFrame.untracked(10**9 + 16_000_000))
+    assert 0 < mixer.levels["tracking"] < 1
+    mixer.process(FaceFrame.untracked(0))  # a new take: no fade from the old one
+    assert mixer.levels["tracking"] == 0.0
+
+
+def test_new_layer_fields_are_validated():
+    src = const(jawOpen=1)
+    with pytest.raises(InputError, match="priority: expected an integer"):
+        Layer("l", src, {"jaw": "add"}, priority=1.5)
+    with pytest.raises(InputError, match="fade_s: expected seconds"):
+        Layer("l", src, {"jaw": "add"}, fade_s=-1)
+    with pytest.raises(InputError, match="active: expected a function"):
+        Layer("l", src, {"jaw": "add"}, active=True)
