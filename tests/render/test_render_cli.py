@@ -26,6 +26,15 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def trust_home(tmp_path, monkeypatch) -> Path:
+    """Every render writes to the audit log of a trust home: a fresh one per test, never the user's."""
+    home = tmp_path / "trust-home"
+    monkeypatch.setenv("FACEWIRE_HOME", str(home))
+    monkeypatch.setenv("FW_TEST_PASSPHRASE", "correct horse battery staple")
+    return home
+
+
 def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -92,7 +101,8 @@ def test_default_avatar_missing_is_a_clear_error(tmp_path, take):
 
 
 @pytest.mark.parametrize("args, needles", [
-    (["--avatar", "me.jpg"], ["photo avatars are not available yet"]),
+    (["--avatar", "me.jpg"], ["photo me.jpg", "no such file"]),
+    (["--face", "2"], ["--face", "picks a face in a photo avatar"]),
     (["--avatar", "head.obj"], ["expected 'default' or a .glb/.vrm file"]),
     (["--size", "big"], ["--size", "WIDTHxHEIGHT"]),
     (["--background", "red"], ["#RRGGBB"]),
@@ -144,3 +154,67 @@ def test_render_onto_a_glb_avatar_matches_the_default(tmp_path, take):
         pictures[str(avatar)] = cv2.imread(str(out)).astype(int)
     a, b = pictures.values()
     assert np.abs(a - b).mean() < 2.0  # the same head through the file: the same picture
+
+
+# -- trust ----------------------------------------------------------------------------------------
+def _keys_init() -> None:
+    proc = _run("keys", "init", "--passphrase-env", "FW_TEST_PASSPHRASE", "--subject", "operator")
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.skipif(not HAS_DEFAULT, reason="facewire.render.default_avatar is not installed")
+def test_default_avatar_render_is_trusted_and_audited(tmp_path, take):
+    unsigned = _run("render", take, "--out", tmp_path / "u.mp4", "--size", "64x64", "--quiet")
+    assert unsigned.returncode == 0, unsigned.stderr
+    warning = [line for line in unsigned.stderr.splitlines() if "unsigned" in line]
+    assert len(warning) == 1 and "run 'facewire keys init'" in warning[0] and "--no-sign" in warning[0]
+    quiet = _run("render", take, "--out", tmp_path / "q.mp4", "--size", "64x64", "--quiet", "--no-sign")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+    _keys_init()
+    out = tmp_path / "clip.mp4"
+    proc = _run("render", take, "--out", out, "--size", "128x128", "--passphrase-env", "FW_TEST_PASSPHRASE")
+    assert proc.returncode == 0, proc.stderr
+    assert "signed (C2PA + watermark)" in proc.stderr
+    verify = _run("verify", out)
+    assert verify.returncode == 0 and f"{out}: Trusted" in verify.stdout, verify.stdout + verify.stderr
+    assert "matches the manifest's audit record" in verify.stdout
+    audit = _run("audit", "verify")
+    assert audit.returncode == 0 and "verifies" in audit.stdout, audit.stdout
+    kinds = [line.split()[2] for line in _run("audit", "show").stdout.splitlines()]
+    assert kinds.count("session-start") == 3 and kinds.count("export") == 3 and kinds.count("session-stop") == 3
+
+
+def test_photo_avatar_render_needs_keys_context_and_consent(tmp_path, take, astronaut):
+    photo = tmp_path / "astronaut.jpg"
+    cv2.imwrite(str(photo), astronaut[:, :, ::-1])
+    out = tmp_path / "photo.mp4"
+    base = ["render", take, "--avatar", photo, "--out", out, "--size", "128x128"]
+    _one_line_error(_run(*base, "--context", "entertainment"), "rendered only signed", "run 'facewire keys init'")
+    _keys_init()
+    signed = ["--passphrase-env", "FW_TEST_PASSPHRASE"]
+    _one_line_error(_run(*base, *signed), "needs a use context: --context")
+    _one_line_error(_run(*base, *signed, "--context", "entertainment"), "is not a registered likeness",
+                    "attestation for context 'entertainment' is required (--attest FILE")
+    token = tmp_path / "attest.jwt"
+    made = _run("consent", "attest", "--likeness", photo, "--context", "entertainment", "--out", token, *signed)
+    assert made.returncode == 0, made.stderr
+    _one_line_error(_run(*base, *signed, "--context", "telepresence", "--attest", token),
+                    "does not allow context 'telepresence'")
+    assert not out.exists()
+    proc = _run(*base, *signed, "--context", "entertainment", "--attest", token)
+    assert proc.returncode == 0, proc.stderr
+    verify = _run("verify", out)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "context entertainment" in verify.stdout and "avatar:       astronaut" in verify.stdout
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].frames == 31 or len(list(c.decode(video=0))) == 31
+    shown = _run("audit", "show", "--kind", "consent-check").stdout
+    assert shown.count('"result":"refused"') == 4 and shown.count('"result":"granted"') == 1
+
+
+def test_photo_avatar_with_two_faces_asks_which(tmp_path, take, astronaut):
+    photo = tmp_path / "two.png"
+    cv2.imwrite(str(photo), np.hstack([astronaut, astronaut])[:, :, ::-1])
+    _one_line_error(_run("render", take, "--avatar", photo, "--out", tmp_path / "c.mp4"),
+                    "found 2 faces; choose one with --face N")

@@ -213,3 +213,16 @@ def test_render_take_makes_a_video_and_a_png(tmp_path):
     png = render_take(take, probe_head(), tmp_path / "face.png", size=(64, 80), at_s=0.5, background=None)
     picture = cv2.imread(str(png.path), cv2.IMREAD_UNCHANGED)
     assert picture.shape == (80, 64, 4) and picture[0, 0, 3] == 0 and picture[40, 32, 3] == 255
+
+
+@pytest.mark.parametrize("out, size, fps, needle", [
+    ("clip.avi", (64, 64), 30.0, "expected an output ending .mp4"),
+    ("clip.mp4", (65, 64), 30.0, "even width and height"),
+    ("clip.mp4", (64, 64), 0.5, "between 1 and 240"),
+])
+def test_check_output_refuses_before_any_work(tmp_path, out, size, fps, needle):
+    from facewire.render.video import check_output
+
+    with pytest.raises(InputError, match=needle):
+        check_output(tmp_path / out, size, fps)
+    assert check_output(tmp_path / "face.png", (65, 64), 30.0) == ".png"  # a PNG may have odd sides

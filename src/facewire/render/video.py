@@ -1,5 +1,6 @@
 """Rendered pictures to files: H.264 + AAC video through PyAV, or one PNG, written atomically and
-passed through the trust seam (`facewire.render.seal`) on the way.
+passed through the trust seam (`facewire.render.seal`) on the way. Mesh avatars go through the
+moderngl renderer, photo avatars through the CPU photo warper (`facewire.render.photo`).
 
 Timing: video time 0 is the take's first frame; frame i shows the take at ``t0 + i / fps``, its
 weights, head angles and gaze interpolated linearly between the two nearest recorded frames
@@ -18,7 +19,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,11 +28,15 @@ from ..frame import FaceFrame, Gaze, HeadPose
 from .mesh import AvatarMesh
 from .seal import NoSeal, Seal
 
+if TYPE_CHECKING:
+    from .photo import PhotoAvatar
+
 __all__ = [
     "AUDIO_RATE",
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "Rendered",
+    "check_output",
     "frame_at",
     "load_audio",
     "render_take",
@@ -317,34 +322,62 @@ def write_png(picture: np.ndarray, path: str | os.PathLike[str], seal: Seal | No
 
 
 # -- the whole job ------------------------------------------------------------------------------
-def render_take(take_frames: Iterable[FaceFrame], avatar: AvatarMesh, out: str | os.PathLike[str],
+def check_output(out: str | os.PathLike[str], size: tuple[int, int], fps: float) -> str:
+    """Refuse an output `render_take` cannot write (its suffix, an odd video size, the frame rate)
+    before any work; returns the suffix."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in VIDEO_SUFFIXES and suffix not in IMAGE_SUFFIXES:
+        raise InputError(f"{out}: expected an output ending {', '.join([*VIDEO_SUFFIXES, *IMAGE_SUFFIXES])}, "
+                         f"got {suffix or 'no suffix'!r}")
+    _check_fps(fps)
+    if suffix in VIDEO_SUFFIXES and (size[0] % 2 or size[1] % 2):
+        raise InputError(f"--size: expected an even width and height for H.264, got {size[0]}x{size[1]}")
+    return suffix
+
+
+def _renderer(avatar: AvatarMesh | PhotoAvatar, size: tuple[int, int], background: Any) -> Any:
+    """The mesh renderer (moderngl) for a mesh avatar, the photo warper (CPU) for a photo avatar."""
+    from .photo import PhotoAvatar, PhotoRenderer
+
+    if isinstance(avatar, PhotoAvatar):
+        return PhotoRenderer(avatar, size)
+    from .renderer import Renderer
+
+    return Renderer(avatar, size, background)
+
+
+def render_take(take_frames: Iterable[FaceFrame], avatar: AvatarMesh | PhotoAvatar, out: str | os.PathLike[str],
                 size: tuple[int, int] = (512, 512), fps: float = 30.0, audio: str | os.PathLike[str] | None = None,
                 seal: Seal | None = None, *, background: Any = "default", at_s: float = 0.0,
                 progress: bool = True, info: dict[str, Any] | None = None) -> Rendered:
     """Render a take onto an avatar: a video (``.mp4``, ``.mov``, ``.mkv``; with ``audio`` muxed) or,
     for ``.png``, the one frame at ``at_s`` seconds. The seal marks every picture and the file;
-    ``info`` (e.g. the take's SHA-256) goes to ``seal.finish`` with the avatar, size, fps and frames."""
-    from .renderer import DEFAULT_BACKGROUND, Renderer
+    ``info`` (e.g. the take's SHA-256) goes to ``seal.finish`` with the avatar, size, fps and frames.
 
+    A `facewire.render.photo.PhotoAvatar` animates a real person's photo: it needs a real seal
+    (`facewire.render.trusted` makes one after the consent checks) and keeps the photo as its
+    background (``background`` is ignored)."""
+    from .photo import PhotoAvatar
+    from .renderer import DEFAULT_BACKGROUND
+
+    if isinstance(avatar, PhotoAvatar) and (seal is None or isinstance(seal, NoSeal)):
+        raise InputError(f"avatar {avatar.name!r} is a photo of a real person: it renders only through a trust seal "
+                         "(consent checked, output signed; see facewire.render.trusted)")
     seal = seal or NoSeal()
     out_path = Path(out)
-    suffix = out_path.suffix.lower()
-    if suffix not in VIDEO_SUFFIXES and suffix not in IMAGE_SUFFIXES:
-        raise InputError(f"{out}: expected an output ending {', '.join([*VIDEO_SUFFIXES, *IMAGE_SUFFIXES])}, "
-                         f"got {suffix or 'no suffix'!r}")
+    suffix = check_output(out_path, size, fps)
     bg = DEFAULT_BACKGROUND if background == "default" else background
     info = {**(info or {}), "avatar": avatar.name, "size": list(size), "fps": fps}
     if suffix in IMAGE_SUFFIXES:
         frame = frame_at(take_frames, at_s)
-        with Renderer(avatar, size, bg) as renderer:
-            picture = renderer.render_rgba(frame) if renderer.background is None else renderer.render(frame)
+        with _renderer(avatar, size, bg) as renderer:
+            transparent = getattr(renderer, "background", "photo") is None
+            picture = renderer.render_rgba(frame) if transparent else renderer.render(frame)
         write_png(picture, out_path, seal, info=dict(info, at_s=at_s))
         return Rendered(out_path, 1, fps, 0.0)
-    if size[0] % 2 or size[1] % 2:
-        raise InputError(f"--size: expected an even width and height for H.264, got {size[0]}x{size[1]}")
     sound = load_audio(audio) if audio is not None else None  # a bad sound file fails before any rendering
     frames = sample_take(take_frames, fps)
-    with Renderer(avatar, size, bg) as renderer:
+    with _renderer(avatar, size, bg) as renderer:
         pictures = (renderer.render(f) for f in frames)
         count = write_video(pictures, out_path, fps, sound, seal, info=dict(info, frames=len(frames)),
                             total=len(frames), progress=progress)
