@@ -1,0 +1,278 @@
+"""The studio's HTTP + WebSocket app (FastAPI): the page, three.js, avatars, takes and ``/ws``.
+
+Routes: ``/`` the page; ``/static/…`` its script and style; ``/vendor/three/{build,examples/jsm}/…``
+three.js from the npm package installed beside the page (`find_three`, `ensure_three`; never a CDN);
+``/avatars`` the avatars on offer; ``/avatar/NAME.glb`` one avatar (``default`` is built on first
+request and kept); ``PUT /avatar/NAME.glb`` adds one (checked by `facewire.render.glb.read_avatar`,
+which reports the ARKit shapes it lacks); ``/takes/ID.FMT`` a recorded take; ``/health``; ``/ws``
+one `facewire.server.session.SessionRunner` per connection (its protocol is documented there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from ..errors import FacewireError, ModelError
+from .session import (
+    CLOSE_FULL,
+    SessionLimits,
+    SessionRunner,
+    StudioSession,
+    TakeStore,
+    hello_message,
+)
+
+__all__ = ["STATIC_DIR", "Studio", "StudioConfig", "create_app", "ensure_three", "find_three"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+_PAGE_FILES = {"app.js", "style.css", "pcm-worklet.js"}
+_AVATAR_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TAKE_NAME = re.compile(r"^([0-9a-f]{16})\.(csv|glb|jsonl)$")
+_MEDIA = {"csv": "text/csv", "glb": "model/gltf-binary", "jsonl": "application/x-ndjson"}
+
+
+# -- three.js -----------------------------------------------------------------------------------------
+def _cache_npm_dir() -> Path:
+    from ..models import cache_dir
+
+    return cache_dir().parent / "studio"
+
+
+def find_three() -> Path | None:
+    """The installed ``three`` package: beside the page (``static/node_modules``) or in the cache."""
+    for base in (STATIC_DIR, _cache_npm_dir()):
+        three = base / "node_modules" / "three"
+        if (three / "build" / "three.module.js").is_file():
+            return three
+    return None
+
+
+def ensure_three(say: Callable[[str], None] | None = None) -> Path:
+    """``three`` installed with ``npm ci`` from the page's ``package-lock.json`` when it is not yet.
+
+    Installs beside the page when that directory is writable, else in facewire's cache directory.
+    `ModelError` when npm is missing or fails.
+    """
+    found = find_three()
+    if found is not None:
+        return found
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ModelError(f"the studio page needs three.js from npm, and npm is not on PATH (Debian: apt-get install "
+                         f"npm), or run `npm ci` in {STATIC_DIR}")
+    target = STATIC_DIR if os.access(STATIC_DIR, os.W_OK) else _cache_npm_dir()
+    if target != STATIC_DIR:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(STATIC_DIR / name, target / name)
+    if say is not None:
+        say(f"facewire: installing three.js for the studio page (npm ci in {target})…")
+    proc = subprocess.run([npm, "ci", "--prefix", str(target), "--no-audit", "--no-fund", "--omit=dev"],
+                          capture_output=True, text=True, check=False)
+    found = find_three()
+    if proc.returncode != 0 or found is None:
+        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ModelError(f"npm ci in {target} failed (exit {proc.returncode}): {last[0]}")
+    return found
+
+
+# -- the app ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StudioConfig:
+    """How the studio serves: per-session limits, how many sessions, where extra avatars live."""
+
+    limits: SessionLimits = field(default_factory=SessionLimits)
+    max_sessions: int = 16
+    avatar_dir: str | None = None  # .glb/.vrm files offered besides the default and uploads
+    max_avatar_bytes: int = 64 << 20
+    max_uploads: int = 16
+    work_dir: str | None = None  # where takes and uploads are kept (a temporary directory inside)
+
+
+class Studio:
+    """The app's state: live sessions, finished takes, avatars. Owned by one app; `close` frees it."""
+
+    def __init__(self, config: StudioConfig) -> None:
+        self.config = config
+        self.takes = TakeStore(config.work_dir)
+        self.uploads = Path(tempfile.mkdtemp(prefix="facewire-avatars-", dir=config.work_dir))
+        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.uploads), True)
+        self.sessions: dict[str, SessionRunner] = {}
+        self._default_glb: bytes | None = None
+        self._default_lock = asyncio.Lock()
+
+    async def default_glb(self) -> bytes:
+        async with self._default_lock:
+            if self._default_glb is None:
+                self._default_glb = await asyncio.to_thread(_build_default_glb)
+            return self._default_glb
+
+    def avatar_path(self, name: str) -> Path | None:
+        for folder in (self.uploads, Path(self.config.avatar_dir) if self.config.avatar_dir else None):
+            if folder is None:
+                continue
+            for suffix in (".glb", ".vrm"):
+                path = folder / f"{name}{suffix}"
+                if path.is_file():
+                    return path
+        return None
+
+    def avatars(self) -> list[dict[str, str]]:
+        out = [{"name": "default", "url": "/avatar/default.glb"}]
+        seen = {"default"}
+        for folder in (self.uploads, Path(self.config.avatar_dir) if self.config.avatar_dir else None):
+            if folder is None or not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                if path.suffix.lower() in (".glb", ".vrm") and _AVATAR_NAME.match(path.stem) and path.stem not in seen:
+                    seen.add(path.stem)
+                    out.append({"name": path.stem, "url": f"/avatar/{path.stem}.glb"})
+        return out
+
+    def close(self) -> None:
+        self.takes.close()
+        self._finalizer()
+
+
+def _build_default_glb() -> bytes:
+    from ..render.default_avatar import default_avatar
+    from ..render.glb import glb_bytes
+
+    return glb_bytes(default_avatar())
+
+
+def _check_avatar(path: str) -> dict[str, Any]:
+    from ..render.glb import read_avatar
+
+    _, report = read_avatar(path)
+    return {"found": len(report.found), "missing": list(report.missing), "fallbacks": sorted(report.fallbacks),
+            "source": report.source}
+
+
+def create_app(config: StudioConfig | None = None) -> FastAPI:
+    """The FastAPI app; ``app.state.studio`` is its `Studio`."""
+    config = config or StudioConfig()
+    studio = Studio(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            studio.close()
+
+    app = FastAPI(title="facewire studio", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.studio = studio
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.get("/")
+    async def page() -> Any:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/favicon.ico")
+    async def favicon() -> Any:
+        return Response(status_code=204)
+
+    @app.get("/static/{name}")
+    async def static(name: str) -> Any:
+        if name not in _PAGE_FILES:
+            return error(404, f"/static/{name}: no such file; the page has {', '.join(sorted(_PAGE_FILES))}")
+        return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/vendor/three/{path:path}")
+    async def three(path: str) -> Any:
+        root = find_three()
+        if root is None:
+            return error(503, f"three.js is not installed: run `npm ci` in {STATIC_DIR} (facewire serve does it)")
+        if not (path.startswith(("build/", "examples/jsm/"))) or not path.endswith(".js"):
+            return error(404, f"/vendor/three/{path}: only build/ and examples/jsm/ scripts are served")
+        target = (root / path).resolve()
+        if root.resolve() not in target.parents or not target.is_file():
+            return error(404, f"/vendor/three/{path}: no such file")
+        return FileResponse(target, media_type="text/javascript")
+
+    @app.get("/health")
+    async def health() -> Any:
+        return {"ok": True, "sessions": len(studio.sessions), "takes": len(studio.takes)}
+
+    @app.get("/avatars")
+    async def avatars() -> Any:
+        return {"avatars": studio.avatars()}
+
+    @app.get("/avatar/{file}")
+    async def avatar(file: str) -> Any:
+        name = file.removesuffix(".glb")
+        if name == "default":
+            return Response(await studio.default_glb(), media_type="model/gltf-binary")
+        path = studio.avatar_path(name) if _AVATAR_NAME.match(name) else None
+        if path is None:
+            return error(404, f"no avatar {name!r}; see /avatars")
+        return FileResponse(path, media_type="model/gltf-binary")
+
+    @app.put("/avatar/{file}")
+    async def upload(file: str, request: Request) -> Any:
+        name = file[:-4] if file.endswith(".glb") else file.removesuffix(".vrm")
+        data = bytearray()  # read first: a client still sending would see a reset, not our answer
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > config.max_avatar_bytes:
+                return error(413, f"avatar: expected at most {config.max_avatar_bytes} bytes, got more")
+        if not _AVATAR_NAME.match(name) or name == "default":
+            return error(400, f"avatar name: expected 1-64 letters, digits, '-' or '_' (not 'default'), got {name!r}")
+        if sum(1 for _ in studio.uploads.iterdir()) >= config.max_uploads and studio.avatar_path(name) is None:
+            return error(400, f"avatars: at most {config.max_uploads} uploads per server")
+        fd, tmp = tempfile.mkstemp(suffix=".glb", dir=studio.uploads, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            try:
+                report = await asyncio.to_thread(_check_avatar, tmp)
+            except FacewireError as exc:
+                return error(400, str(exc).replace(tmp, f"{name}.glb"))
+            os.replace(tmp, studio.uploads / f"{name}.glb")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return {"name": name, "url": f"/avatar/{name}.glb", **report}
+
+    @app.get("/takes/{file}")
+    async def take(file: str) -> Any:
+        match = _TAKE_NAME.match(file)
+        path = studio.takes.find(match[1], match[2]) if match else None
+        if path is None or not os.path.isfile(path):
+            return error(404, f"no take {file!r} (takes are kept while the server runs)")
+        return FileResponse(path, media_type=_MEDIA[match[2]], filename=f"take-{file}")
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        if len(studio.sessions) >= config.max_sessions:
+            await websocket.close(CLOSE_FULL, f"the studio is full ({config.max_sessions} sessions); try again later")
+            return
+        session_id = secrets.token_hex(6)
+        session = StudioSession(session_id, studio.takes, limits=config.limits)
+        runner = SessionRunner(websocket, session, config.limits)
+        studio.sessions[session_id] = runner
+        try:
+            await runner.run(hello_message(session_id, config.limits))
+        finally:
+            studio.sessions.pop(session_id, None)
+
+    return app
