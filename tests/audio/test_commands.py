@@ -63,3 +63,12 @@ def test_listen_without_a_microphone_is_a_device_error(capsys):
     assert main(["listen", "--duration", "0.5", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "microphone" in err
+
+
+def test_lipsync_corrupt_header_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + b"\xff" * 40)
+    assert main(["lipsync", str(bad), "--text", "hello", "--out", str(tmp_path / "x.jsonl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "bad.wav" in err
+    assert not (tmp_path / "x.jsonl").exists()

@@ -95,3 +95,87 @@ def test_grid_jaw_follows_the_video(shared_file):
     frames = list(LipSync(fps=25, text=clip.with_suffix(".txt").read_text()).frames_from_file(clip))
     audio = np.interp(vt, [f.t_s for f in frames], [f.weights[J] for f in frames])
     assert np.corrcoef(audio, vj)[0, 1] > 0.5
+
+
+# -- bad and unusual input, end to end through files ------------------------------------------------
+def _wav_int16(path, samples: np.ndarray, rate: int) -> None:
+    import wave
+
+    x = samples.reshape(len(samples), -1)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(x.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.round(np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def _jaw(frames) -> np.ndarray:
+    return np.array([f.weights[J] for f in frames])
+
+
+def test_telephone_8khz_file(tmp_path, speech16):
+    _, x = speech16
+    path = tmp_path / "phone.wav"
+    _wav_int16(path, Resampler(SAMPLE_RATE, 8000)(x), 8000)
+    frames = list(LipSync(fps=50).frames_from_file(path))
+    assert abs(len(frames) - x.size / SAMPLE_RATE * 50) <= 2
+    assert _jaw(frames).max() > 0.2
+
+
+def test_96khz_six_channel_file(tmp_path, speech16):
+    s, x = speech16  # with its transcript: alignment on audio that came in at 96 kHz
+    voice = Resampler(SAMPLE_RATE, 96000)(x)
+    rng = np.random.default_rng(4)
+    six = np.stack([voice] + [0.005 * rng.standard_normal(voice.size) for _ in range(5)], axis=1)
+    path = tmp_path / "six.wav"
+    _wav_int16(path, six, 96000)
+    frames = list(LipSync(fps=60, text=s.text).frames_from_file(path))
+    assert abs(len(frames) - voice.size / 96000 * 60) <= 2
+    assert _jaw(frames).max() > 0.2
+
+
+def test_nan_and_inf_samples_in_a_file(tmp_path, speech16):
+    import av
+
+    from facewire.audio.io import AudioWarning
+
+    _, x = speech16
+    bad = x.copy()
+    bad[4000:4400] = np.nan
+    bad[9000] = np.inf
+    path = tmp_path / "nan.wav"
+    with av.open(str(path), "w", format="wav") as c:
+        st = c.add_stream("pcm_f32le", rate=SAMPLE_RATE, layout="mono")
+        frame = av.AudioFrame.from_ndarray(bad.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        for p in [*st.encode(frame), *st.encode(None)]:
+            c.mux(p)
+    with pytest.warns(AudioWarning, match="NaN/Inf"):
+        frames = list(LipSync(fps=60).frames_from_file(path))
+    assert len(frames) == int(np.ceil(x.size / SAMPLE_RATE * 60))
+    assert _jaw(frames).max() > 0.2
+
+
+def test_silence_and_noise_files_keep_the_mouth_still(tmp_path):
+    rng = np.random.default_rng(5)
+    for name, x in (("silence", np.zeros(2 * SAMPLE_RATE)), ("noise", 0.3 * rng.standard_normal(2 * SAMPLE_RATE))):
+        path = tmp_path / f"{name}.wav"
+        _wav_int16(path, x, SAMPLE_RATE)
+        frames = list(LipSync(fps=60).frames_from_file(path))
+        assert len(frames) == 120
+        assert _jaw(frames).max() < 0.1, name
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty file"),
+    (b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + b"\xff" * 40, "not a readable audio file|no audio"),
+])
+def test_broken_files_are_one_line_errors(tmp_path, content, message):
+    from facewire.errors import InputError
+
+    path = tmp_path / "broken.wav"
+    path.write_bytes(content)
+    for text in (None, "hello there"):
+        with pytest.raises(InputError, match=message) as info:
+            list(LipSync(text=text).frames_from_file(path))
+        assert "\n" not in str(info.value)

@@ -73,3 +73,34 @@ def test_threads_share_the_engine_safely():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(InputError, match=message):
         synthesize(**kwargs)
+
+
+def test_text_to_arpabet_gives_each_words_pronunciation():
+    from facewire.audio.tts import text_to_arpabet
+
+    words = text_to_arpabet("Bob's blue shoes, 42 -- don't!")
+    assert [w for w, _ in words] == ["Bob's", "blue", "shoes", "42", "don't"]
+    d = dict(words)
+    assert d["blue"] == ["B", "L", "UW"] and d["shoes"] == ["SH", "UW", "Z"]
+    assert d["Bob's"][0] == "B" and d["Bob's"][-1] == "Z"
+    assert d["don't"][0] == "D" and d["don't"][-1] == "T"
+    assert len(d["42"]) >= 5  # forty-two, spelled out by espeak-ng
+    assert all(set(p) <= set(ARPABET) for _, p in words)
+    # the same phones espeak-ng speaks in the sentence (function words aside, nothing is reduced alone)
+    spoken = [p.label for p in synthesize("blue shoes").phones if p.label != SILENCE]
+    assert spoken == d["blue"] + d["shoes"]
+    assert text_to_arpabet("  ,;  ") == []
+    with pytest.raises(InputError, match="no voice"):
+        text_to_arpabet("hi", voice="xx-nonexistent")
+
+
+def test_many_voice_changes_do_not_eat_the_next_synthesis():
+    """Every voice change queues an espeak-ng event; dozens of them once pushed the first phonemes
+    of the next synthesis out of its event buffer."""
+    from facewire.audio.tts import text_to_arpabet
+
+    for _ in range(40):
+        for voice in ("en-us", "en-gb-x-rp"):
+            text_to_arpabet("neighbour", voice=voice)
+    s = synthesize("The quick brown fox.")
+    assert [p.label for p in s.phones][:3] == ["SIL", "DH", "AH"]

@@ -3,7 +3,8 @@
 Offline, phones come from forced alignment when a transcript is given (`facewire.audio.align`; a
 transcript that does not match warns and falls back), else from streaming phone recognition
 (`facewire.audio.recognize.PhoneRecognizer`): frames wait until the phones around them are final,
-so a long file is read and animated chunk by chunk with flat memory. Without a recogniser
+so a long file is read and animated chunk by chunk with flat memory (offline frames also wait for
+≤ 1 s of audio ahead of them: the speech gate, pre-speech breath and laughter look ahead). Without a recogniser
 installed the acoustic estimate of `facewire.audio.animate` drives the mouth (with a warning).
 
 Live (:meth:`LipSync.feed`): frames are emitted as soon as the audio covers them. **Look-ahead:**
@@ -90,7 +91,7 @@ class LipSync:
             rs = Resampler(int(sample_rate))
             x = np.concatenate([rs(sanitize(x, "samples")), rs.flush()])
         phones = self._phones_for(sanitize(x, "samples"))
-        anim = Animator(self.fps, phones="wait" if phones else "none", source=self.source)
+        anim = Animator(self.fps, phones="wait" if phones else "none", source=self.source, offline=True)
         anim.push_phones(phones or [])
         anim.end_phones()
         frames: list[FaceFrame] = []
@@ -129,7 +130,7 @@ class LipSync:
             yield from frames
             return
         rec = _recognizer()
-        anim = Animator(self.fps, phones="wait" if rec is not None else "none", source=self.source)
+        anim = Animator(self.fps, phones="wait" if rec is not None else "none", source=self.source, offline=True)
         self._live = None
         for chunk in iter_audio(path, chunk_s=1.0):
             anim.push_audio(chunk)

@@ -3,7 +3,8 @@
 :class:`FeatureExtractor` turns 16 kHz audio into one feature row per 10 ms hop, streamed (push
 chunks, get the rows whose windows are complete; 16 ms look-ahead): RMS level (dBFS), F0 by YIN
 (de Cheveigné & Kawahara 2002; cumulative-mean-normalised difference, threshold 0.15, 60-400 Hz,
-computed for all frames at once with FFT cross-correlations), its aperiodicity, spectral flatness,
+on the signal low-passed and decimated to 8 kHz, computed for all frames at once with float32 FFT
+cross-correlations), its aperiodicity, spectral flatness,
 zero-crossing rate and spectral centroid.
 
 :class:`ProsodyTracker` reads those rows causally (the same code live and offline) and gives, per
@@ -13,6 +14,10 @@ speaker's running voiced peak, pitch in semitones over the speaker's running med
 (``browInnerUp``/``browOuterUp*``) and a head nod (head pitch, a few degrees down) on pitch accents
 — loudness peaks of voiced syllables whose pitch stands ≥ 1.5 st over the median — and phrase
 ends: speech followed by ≥ 250 ms without it.
+
+:class:`LaughDetector` (run by the tracker, ``Prosody.laugh``) finds laughter: a steady beat of
+aspirated voiced bursts ("h-a h-a h-a h-a"), which lip sync shows as a held smile. Breaths are
+band-limited aperiodic noise: like hiss they never open the speech gate.
 
 Phrase ends reach the blink layer through :class:`PhraseEndBlinks` (a stage wrapping a
 ``BlinkStage``: a frame whose ``extras`` hold ``lipsync.phraseEnd`` calls its ``phrase_end()``),
@@ -38,6 +43,7 @@ __all__ = [
     "PHRASE_PAUSE_S",
     "FeatureExtractor",
     "Features",
+    "LaughDetector",
     "PhraseEndBlinks",
     "Prosody",
     "ProsodyTracker",
@@ -49,17 +55,22 @@ HOP_S = HOP / SAMPLE_RATE
 """Feature rate: one row per 10 ms."""
 
 _WIN = 512  # energy/spectrum window (32 ms)
-_YIN_W = 320  # YIN integration window (20 ms)
+_YIN_RATE = SAMPLE_RATE // 2  # YIN runs at 8 kHz: F0 ≤ 400 Hz needs no more, and it is half the work
+_YIN_W = 160  # YIN integration window (20 ms at 8 kHz)
 _F0_MIN_HZ, _F0_MAX_HZ = 60.0, 400.0
-_TAU_MIN = int(SAMPLE_RATE / _F0_MAX_HZ)
-_TAU_MAX = (math.ceil(SAMPLE_RATE / _F0_MIN_HZ))
+_TAU_MIN = int(_YIN_RATE / _F0_MAX_HZ)
+_TAU_MAX = (math.ceil(_YIN_RATE / _F0_MIN_HZ))
+_HALFBAND = np.array([-1, 0, 9, 16, 9, 0, -1], np.float32) / 32  # low-pass before taking every 2nd sample
+_YIN_SPAN = 2 * (_YIN_W + _TAU_MAX + 1) + _HALFBAND.size  # 16 kHz samples one row's YIN looks at
 _AHEAD = _WIN // 2  # samples each row needs past its own time
-_BLOCK = max(_WIN, _YIN_W // 2 + _TAU_MAX + _YIN_W // 2 + _AHEAD)  # samples one row looks at
+_YIN_END = _YIN_W + _HALFBAND.size // 2  # 16 kHz samples the YIN span reaches past the row's time
+_BLOCK = max(_WIN, _YIN_SPAN - _YIN_END + _AHEAD)  # samples one row looks at (its time at _BLOCK - _AHEAD)
 _YIN_FFT = 1 << (math.ceil(math.log2(_YIN_W + _TAU_MAX + _YIN_W)))
 _YIN_THRESHOLD = 0.15
 _HANN = np.hanning(_WIN).astype(np.float32)
-_FREQS = np.fft.rfftfreq(_WIN, 1.0 / SAMPLE_RATE)
+_FREQS = np.fft.rfftfreq(_WIN, 1.0 / SAMPLE_RATE).astype(np.float32)
 _BAND = (_FREQS >= 100) & (_FREQS <= 6000)
+_BAND_FREQS = _FREQS[_BAND]
 
 LOOKAHEAD_S = _AHEAD / SAMPLE_RATE
 """How far past a row's time its window reaches (16 ms): the features' share of live latency."""
@@ -109,20 +120,23 @@ class Features:
         return Features(self.start + k, *(getattr(self, f.name)[k:] for f in fields(Features) if f.name != "start"))
 
 
-def yin(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """F0 (Hz, 0 where aperiodic) and aperiodicity for rows of ``blocks`` (n × L, L ≥ W + τmax).
+def yin(blocks: np.ndarray, rate: int = _YIN_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """F0 (Hz, 0 where aperiodic) and aperiodicity for rows of ``blocks`` (n × L at 8 kHz, L ≥ W + τmax).
 
-    Each row's integration window is its first ``_YIN_W`` samples and lags reach forward.
+    Each row's integration window is its first ``_YIN_W`` samples and lags reach forward. float32
+    throughout (scipy's FFT: several times faster than numpy's for float32, and precise enough).
     """
+    import scipy.fft
+
     n = blocks.shape[0]
     if n == 0:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    x = blocks[:, : _YIN_W + _TAU_MAX + 1].astype(np.float64)
-    head = x[:, :_YIN_W]
-    spec_x = np.fft.rfft(x, _YIN_FFT)
-    spec_h = np.fft.rfft(head, _YIN_FFT)
-    r = np.fft.irfft(spec_x * np.conj(spec_h), _YIN_FFT)[:, : _TAU_MAX + 1]  # Σ_j x_j x_{j+τ}
-    sq = np.concatenate([np.zeros((n, 1)), np.cumsum(x * x, axis=1)], axis=1)
+    x = np.ascontiguousarray(blocks[:, : _YIN_W + _TAU_MAX + 1], dtype=np.float32)
+    spec_x = scipy.fft.rfft(x, _YIN_FFT, axis=1)
+    spec_h = scipy.fft.rfft(x[:, :_YIN_W], _YIN_FFT, axis=1)
+    r = scipy.fft.irfft(spec_x * np.conj(spec_h), _YIN_FFT, axis=1)[:, : _TAU_MAX + 1]  # Σ_j x_j x_{j+τ}
+    sq = np.zeros((n, x.shape[1] + 1), np.float32)
+    np.cumsum(x * x, axis=1, out=sq[:, 1:])
     taus = np.arange(_TAU_MAX + 1)
     e0 = sq[:, _YIN_W][:, None]
     et = sq[:, taus + _YIN_W] - sq[:, taus]
@@ -130,7 +144,7 @@ def yin(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d[:, 0] = 0.0
     cum = np.cumsum(d[:, 1:], axis=1)
     dn = np.ones_like(d)
-    dn[:, 1:] = d[:, 1:] * taus[1:] / np.maximum(cum, 1e-12)
+    dn[:, 1:] = d[:, 1:] * taus[1:].astype(np.float32) / np.maximum(cum, 1e-12)
     band = dn[:, _TAU_MIN: _TAU_MAX]
     below = band < _YIN_THRESHOLD
     # first dip under the threshold, then walk to its local minimum; else the global minimum
@@ -148,11 +162,11 @@ def yin(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # parabolic interpolation around the minimum
     lo, hi = np.clip(idx - 1, 0, band.shape[1] - 1), np.clip(idx + 1, 0, band.shape[1] - 1)
     a, b, c = band[rows, lo], band[rows, idx], band[rows, hi]
-    den = a - 2 * b + c
+    den = (a - 2 * b + c).astype(np.float64)
     shift = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0, 1, den), 0.0)
     tau = tau + np.clip(shift, -1, 1)
     silent = e0[:, 0] < 1e-7 * _YIN_W
-    f0 = np.where((aper < 0.35) & ~silent, SAMPLE_RATE / tau, 0.0)
+    f0 = np.where((aper < 0.35) & ~silent, rate / tau, 0.0)
     aper = np.where(silent, 1.0, np.clip(aper, 0.0, 1.0))
     return f0.astype(np.float32), aper.astype(np.float32)
 
@@ -209,19 +223,25 @@ class FeatureExtractor:
 
 
 def _features(blocks: np.ndarray, start: int) -> Features:
+    import scipy.fft
+
     win = blocks[:, -_WIN:]
-    rms = np.sqrt(np.mean(win.astype(np.float64) ** 2, axis=1))
+    rms = np.sqrt(np.einsum("ij,ij->i", win, win, dtype=np.float64) / _WIN)
     rms_db = 20 * np.log10(rms + 1e-9)
-    spec = np.abs(np.fft.rfft(win * _HANN, axis=1)) ** 2 + 1e-12
+    spec = scipy.fft.rfft(win * _HANN, axis=1)
     band = spec[:, _BAND]
+    band = band.real ** 2 + band.imag ** 2 + np.float32(1e-12)
     flatness = np.exp(np.mean(np.log(band), axis=1)) / np.mean(band, axis=1)
-    centroid = (band @ _FREQS[_BAND]) / band.sum(axis=1)
+    centroid = (band @ _BAND_FREQS) / band.sum(axis=1)
     signs = np.signbit(win)
-    zcr = np.mean(signs[:, 1:] != signs[:, :-1], axis=1)
-    # YIN: integration window centred on the row's time, lags reaching back → reverse the block.
+    zcr = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / np.float32(_WIN - 1)
+    # YIN at 8 kHz: integration window centred on the row's time, lags reaching back → reverse the
+    # block, low-pass it and keep every second sample.
     centre = _BLOCK - _AHEAD
-    seg = blocks[:, centre - _YIN_W // 2 - _TAU_MAX - 1: centre + _YIN_W // 2][:, ::-1]
-    f0, aper = yin(seg)
+    seg = blocks[:, centre + _YIN_END - _YIN_SPAN: centre + _YIN_END][:, ::-1]
+    k = _HALFBAND.size
+    m = seg.shape[1] - k + 1  # filtered samples, of which every second one is kept
+    f0, aper = yin(sum(_HALFBAND[j] * seg[:, j: j + m: 2] for j in range(k) if _HALFBAND[j]))
     quiet = rms_db < -60
     flatness = np.where(quiet, 1.0, flatness)
     return Features(start, rms_db.astype(np.float32), np.where(quiet, 0, f0).astype(np.float32),
@@ -252,6 +272,7 @@ class Prosody:
     nod_deg: np.ndarray  # head pitch offset (negative = nod down)
     phrase_end: np.ndarray  # 1 on the row a phrase end is detected
     voiced: np.ndarray
+    laugh: np.ndarray | None = None  # 0 … 1: laughter detected (see `LaughDetector`)
 
     def __len__(self) -> int:
         return int(self.gate.size)
@@ -285,11 +306,12 @@ class ProsodyTracker:
         self.phrase_ends_s: list[float] = []
         self.row = 0
         self.smooth_loud = 0.0
+        self.laugh = LaughDetector()
 
     def push(self, f: Features) -> Prosody:
         n = len(f)
         out = {k: np.zeros(n, np.float32) for k in ("gate", "loudness", "pitch_st", "brow", "nod_deg", "phrase_end",
-                                                   "voiced")}
+                                                   "voiced", "laugh")}
         rms, f0, aper, flat = f.rms_db.tolist(), f.f0_hz.tolist(), f.aperiodicity.tolist(), f.flatness.tolist()
         start = f.start
         decay = _PEAK_DECAY_DB_PER_S * HOP_S
@@ -362,6 +384,7 @@ class ProsodyTracker:
             out["nod_deg"][i] = self.nod
             out["phrase_end"][i] = end
             out["voiced"][i] = voiced
+            out["laugh"][i] = self.laugh.push(row, voiced, db > self.floor_db + 12.0 and flat[i] > 0.1)
         self.row = start + n
         return Prosody(start, **out)
 
@@ -373,7 +396,71 @@ class ProsodyTracker:
             self.in_phrase = False
             end = np.ones(1, np.float32)
         z = np.zeros(end.size, np.float32)
-        return Prosody(self.row, z, z, z, z + self.brow, z + self.nod, end, z)
+        return Prosody(self.row, z, z, z, z + self.brow, z + self.nod, end, z, z + self.laugh.level)
+
+
+_LAUGH_BURST_ROWS = (4, 25)  # a "ha": 40-250 ms of voice
+_LAUGH_PERIOD_ROWS = (13, 40)  # one every 130-400 ms (2.5-7.5 Hz)
+_LAUGH_BURSTS = 4  # this many in a row, regular
+_LAUGH_CV = 0.2  # period and burst-length variation allowed (coefficient of variation)
+_LAUGH_RELEASE = 0.12  # per row once the bursts stop (≈ 100 ms to let go)
+
+
+class LaughDetector:
+    """Laughter from the voicing track, causally: ≥ 4 voiced bursts ("ha") of 40-250 ms at a steady
+    2.5-7.5 Hz, their lengths and periods varying < 20 %, each gap between them breathy (aspirated
+    noise well over the floor, not the silence of a stop). Speech rarely keeps such a beat with an
+    /h/ before every syllable; a spoken "ha ha ha ha" is taken for a laugh (it looks like one).
+
+    :meth:`push` per row gives the laugh level (0 … 1): 1 from the burst that completes the pattern
+    while bursts keep coming on beat, released over ≈ 100 ms after the beat stops. Breaths (aperiodic)
+    and noise never make voiced bursts, so they never count.
+    """
+
+    def __init__(self) -> None:
+        self.bursts: list[tuple[int, int, bool]] = []  # (onset row, length rows, breathy gap before it)
+        self.run = 0
+        self.gap_rows = self.gap_breathy = 0
+        self.level = 0.0
+        self.active_until = -1
+
+    def push(self, row: int, voiced: bool, breathy: bool) -> float:
+        if voiced:
+            if self.run == 0:  # a burst starts: judge the gap before it
+                gap_ok = self.gap_rows > 0 and self.gap_breathy >= 0.5 * self.gap_rows
+                self.bursts.append((row, 0, gap_ok))
+                self.bursts = self.bursts[-_LAUGH_BURSTS - 1:]
+            self.run += 1
+            self.gap_rows = self.gap_breathy = 0
+        else:
+            if self.run:
+                onset, _, gap_ok = self.bursts[-1]
+                self.bursts[-1] = (onset, self.run, gap_ok)
+                if self._pattern():
+                    period = float(np.mean(np.diff([b[0] for b in self.bursts[-_LAUGH_BURSTS:]])))
+                    self.active_until = row + int(1.5 * period)  # the next "ha" is due within a period
+            self.run = 0
+            self.gap_rows += 1
+            self.gap_breathy += breathy
+        if row <= self.active_until:
+            self.level = 1.0
+        else:
+            self.level = max(0.0, self.level - _LAUGH_RELEASE)
+        return self.level
+
+    def _pattern(self) -> bool:
+        last = self.bursts[-_LAUGH_BURSTS:]
+        if len(last) < _LAUGH_BURSTS:
+            return False
+        lengths = np.array([b[1] for b in last], float)
+        periods = np.diff([b[0] for b in last]).astype(float)
+        if not (_LAUGH_BURST_ROWS[0] <= lengths.min() and lengths.max() <= _LAUGH_BURST_ROWS[1]):
+            return False
+        if not (_LAUGH_PERIOD_ROWS[0] <= periods.min() and periods.max() <= _LAUGH_PERIOD_ROWS[1]):
+            return False
+        if periods.std() > _LAUGH_CV * periods.mean() or lengths.std() > _LAUGH_CV * lengths.mean():
+            return False
+        return all(b[2] for b in last[1:])  # aspirated gaps: "h-a h-a"
 
 
 class PhraseEndBlinks:

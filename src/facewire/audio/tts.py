@@ -8,6 +8,9 @@ first one or two characters (``I2`` → ``I``) and then, with a warning, to ``AH
 ``SIL``. Primary/secondary stress comes from ``espeak_TextToPhonemes`` (its ``'``/``,`` marks),
 aligned to the spoken phonemes by sequence matching; the word from the ``espeakEVENT_WORD`` events.
 
+:func:`text_to_arpabet` gives espeak-ng's pronunciation of each word of a text as ARPABET without
+synthesising (a pronunciation dictionary for words CMUdict lacks, for forced alignment).
+
 espeak-ng is one global synthesiser per process, so every call holds a lock. The library comes
 from the Debian package ``libespeak-ng1`` (its data from ``espeak-ng-data``).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import difflib
+import re
 import threading
 import warnings
 from collections.abc import Mapping
@@ -28,7 +32,7 @@ import numpy as np
 from ..errors import InputError, ModelError
 from .phones import SILENCE, Phone
 
-__all__ = ["DEFAULT_RATE_WPM", "ESPEAK_TO_ARPABET", "Speech", "TtsWarning", "synthesize"]
+__all__ = ["DEFAULT_RATE_WPM", "ESPEAK_TO_ARPABET", "Speech", "TtsWarning", "synthesize", "text_to_arpabet"]
 
 DEFAULT_RATE_WPM = 175
 LIBRARY = "libespeak-ng.so.1"
@@ -129,6 +133,7 @@ class _Engine:
         if rate <= 0:
             raise ModelError(f"espeak-ng failed to initialise (its data missing? install {DEBIAN_PACKAGE} and espeak-ng-data)")
         self.lib, self.sample_rate = lib, rate
+        self.voice: str | None = None  # the voice set last
         self.audio: list[np.ndarray] = []
         self.events: list[tuple[int, int, str | int, int, int]] = []
         self.callback = _CALLBACK(self._on_synth)  # kept referenced: the library holds a raw pointer
@@ -154,6 +159,24 @@ def _engine() -> _Engine:
     if _ENGINE is None:
         _ENGINE = _Engine()
     return _ENGINE
+
+
+def _set_voice(engine: _Engine, voice: str) -> None:
+    """Select ``voice`` (a no-op when it is already the current one); the lock must be held."""
+    if voice == engine.voice:
+        return
+    if engine.lib.espeak_SetVoiceByName(voice.encode("utf-8")) != 0:
+        raise InputError(f"voice: espeak-ng has no voice {voice!r} (try en-us, en, en-gb-x-rp; `espeak-ng --voices=en`)")
+    engine.voice = voice
+
+
+def _drain(engine: _Engine) -> None:
+    """Deliver the events espeak-ng queued outside a synthesis (every voice change queues one): left
+    queued, dozens of them would fill the first event buffer of the next synthesis and push out its
+    first phonemes. Synthesising an empty text delivers (and here discards) them."""
+    engine.audio, engine.events = [], []
+    engine.lib.espeak_Synth(b"\0", 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+    engine.audio, engine.events = [], []
 
 
 def _to_arpabet(mnemonic: str) -> str:
@@ -189,6 +212,39 @@ def _stressed(lib, text: bytes) -> list[tuple[str, int]]:
     return out
 
 
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+
+def text_to_arpabet(text: str, voice: str = "en-us") -> list[tuple[str, list[str]]]:
+    """espeak-ng's pronunciation of each word of ``text``: ``[(word, ARPABET phones), …]`` in text order.
+
+    Words are runs of letters and digits (inner apostrophes kept: ``don't``); each is pronounced on
+    its own, as a dictionary would list it (``"42"`` → F AO T IY T UW). Phones carry no stress
+    digit; a word espeak-ng says nothing for is left out. Nothing is synthesised (no audio).
+    """
+    if not isinstance(text, str):
+        raise InputError(f"text: expected a string, got {type(text).__name__}")
+    if not isinstance(voice, str) or not voice:
+        raise InputError(f"voice: expected an espeak-ng voice name, got {voice!r}")
+    words = _WORD.findall(text.replace("\x00", " "))
+    out: list[tuple[str, list[str]]] = []
+    with _LOCK:
+        engine = _engine()
+        lib = engine.lib
+        before = engine.voice
+        _set_voice(engine, voice)
+        if engine.voice != before:
+            _drain(engine)
+        for word in words:
+            with warnings.catch_warnings():  # an unmapped mnemonic approximates silently here, per word
+                warnings.simplefilter("ignore", TtsWarning)
+                labels = [_to_arpabet(m) for m, _ in _stressed(lib, word.encode("utf-8"))]
+            phones = [lab for lab in labels if lab != SILENCE]
+            if phones:
+                out.append((word, phones))
+    return out
+
+
 def synthesize(text: str, voice: str = "en-us", rate_wpm: int = DEFAULT_RATE_WPM, pitch: int | None = None) -> Speech:
     """Speak ``text`` with espeak-ng: samples at espeak's own rate (22050 Hz) and exactly timed phones.
 
@@ -204,8 +260,7 @@ def synthesize(text: str, voice: str = "en-us", rate_wpm: int = DEFAULT_RATE_WPM
     with _LOCK:
         engine = _engine()
         lib = engine.lib
-        if lib.espeak_SetVoiceByName(voice.encode("utf-8")) != 0:
-            raise InputError(f"voice: espeak-ng has no voice {voice!r} (try en-us, en, en-gb-x-rp; `espeak-ng --voices=en`)")
+        _set_voice(engine, voice)
         lib.espeak_SetParameter(_RATE, int(rate_wpm), 0)
         lib.espeak_SetParameter(_PITCH, 50 if pitch is None else int(pitch), 0)
         engine.audio, engine.events = [], []
