@@ -9,9 +9,10 @@ from scipy.spatial import cKDTree
 
 from facewire import arkit
 from facewire.render.default_avatar import PART_NAMES, default_avatar
-from facewire.render.sculpt import Kind, sculpt
+from facewire.render.sculpt import LANDMARKS, Kind, sculpt
 
 STILL_M = 1e-7  # a vertex "does not move" below this
+SEAM_Y, CORNER_X, CHIN_Y = LANDMARKS.seam_y, LANDMARKS.corner_x, getattr(LANDMARKS, "chin_y", -0.07)
 
 
 @pytest.fixture(scope="module")
@@ -115,13 +116,13 @@ def test_jaw_open_drops_chin_and_lower_teeth_only(avatar, tags) -> None:
     d = avatar.morph_targets["jawOpen"]
     p = avatar.positions
     skin = tags.kind == Kind.SKIN
-    chin = skin & (np.abs(p[:, 0]) < 0.01) & (p[:, 1] < -0.07) & (p[:, 2] > 0.04)
+    chin = skin & (np.abs(p[:, 0]) < 0.01) & (p[:, 1] < CHIN_Y + 0.004) & (p[:, 2] > 0.04)
     assert chin.sum() > 3 and (d[chin, 1] < -0.008).all()
     assert (d[tags.kind == Kind.TEETH_LOW, 1] < -0.008).all()
     assert np.abs(d[tags.kind == Kind.TEETH_UP]).max() < STILL_M
     assert np.abs(d[(tags.kind == Kind.SKIN) & (p[:, 1] > 0.0)]).max() < 1e-4  # the upper face stays
     # the lips part: the lower lip's twins on the seam drop away from the upper lip's
-    low = (tags.kind == Kind.SKIN) & (tags.lip < 0) & (np.abs(p[:, 1] + 0.043) < 0.001) & (np.abs(p[:, 0]) < 0.01) & (p[:, 2] > 0)
+    low = (tags.kind == Kind.SKIN) & (tags.lip < 0) & (np.abs(p[:, 1] - SEAM_Y) < 0.001) & (np.abs(p[:, 0]) < 0.01) & (p[:, 2] > 0)
     assert low.sum() > 2 and (d[low, 1] < -0.012).all()
 
 
@@ -150,13 +151,44 @@ def test_blink_closes_the_left_upper_lid_over_the_eye_centre(avatar, tags) -> No
 def test_shapes_move_their_region_the_right_way(avatar, tags, name, where, axis, sign) -> None:
     p, k = avatar.positions, tags.kind
     regions = {
-        "left_corner": (k == Kind.SKIN) & (np.hypot(p[:, 0] - 0.021, p[:, 1] + 0.043) < 0.003),
+        "left_corner": (k == Kind.SKIN) & (np.hypot(p[:, 0] - CORNER_X, p[:, 1] - SEAM_Y) < 0.003),
         "inner_brow": (k == Kind.BROW) & (np.abs(p[:, 0]) < 0.02),
         "left_brow": (k == Kind.BROW) & (p[:, 0] > 0.02),
         "tongue_tip": (k == Kind.TONGUE) & (tags.depth > 0.9),
-        "lips_front": (k == Kind.SKIN) & (np.abs(p[:, 0]) < 0.008) & (np.abs(p[:, 1] + 0.043) < 0.004),
-        "chin": (k == Kind.SKIN) & (np.abs(p[:, 0]) < 0.01) & (p[:, 1] < -0.07) & (p[:, 2] > 0.04),
+        "lips_front": (k == Kind.SKIN) & (np.abs(p[:, 0]) < 0.008) & (np.abs(p[:, 1] - SEAM_Y) < 0.004),
+        "chin": (k == Kind.SKIN) & (np.abs(p[:, 0]) < 0.01) & (p[:, 1] < CHIN_Y + 0.004) & (p[:, 2] > 0.04),
     }
     sel = regions[where]
     assert sel.sum() >= 2
     assert (sign * avatar.morph_targets[name][sel, axis] > 0.001).all(), name
+
+
+def _dihedral_deg(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """Angle between the normals of each pair of triangles sharing an edge."""
+    n = np.cross(p[tri[:, 1]] - p[tri[:, 0]], p[tri[:, 2]] - p[tri[:, 0]])
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    owner: dict[tuple[int, int], int] = {}
+    pairs = []
+    for t, (a, b, c) in enumerate(tri.tolist()):
+        for e in ((a, b), (b, c), (c, a)):
+            key = (min(e), max(e))
+            if key in owner:
+                pairs.append((owner[key], t))
+            else:
+                owner[key] = t
+    i, j = np.array(pairs).T
+    return np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", n[i], n[j]), -1, 1)))
+
+
+@pytest.mark.parametrize("name", ["jawOpen", "jawLeft", "mouthClose"])
+def test_jaw_shapes_leave_no_crease_on_the_cheeks(avatar, tags, name) -> None:
+    """Off the lips the jaw's share blends smoothly: moving it folds no edge on the cheeks."""
+    p = avatar.positions.astype(np.float64)
+    tri = all_tris(avatar)
+    mid = p[tri].mean(axis=1)
+    cheek = ((tags.kind[tri] == Kind.SKIN).all(axis=1) & (np.abs(mid[:, 0]) > 1.2 * CORNER_X)
+             & (np.abs(mid[:, 1] - SEAM_Y) < 0.02) & (mid[:, 2] > 0.02))
+    weight = {"mouthClose": {"jawOpen": 1.0, "mouthClose": 1.0}}.get(name, {name: 1.0})
+    moved = p + sum(w * avatar.morph_targets[n] for n, w in weight.items())
+    before, after = _dihedral_deg(p, tri[cheek]), _dihedral_deg(moved, tri[cheek])
+    assert np.abs(after - before).max() < 12.0, name  # a crease folds edges by tens of degrees

@@ -80,7 +80,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--avatar", default="default", help="default, probe, or a .glb/.vrm (default: default)")
     p.add_argument("--take", default=None, metavar="TAKE", help="take to play (default: the shared range-of-motion take)")
     p.add_argument("--video-frames", type=int, default=150, help="frames for the export timing (default 150)")
-    p.add_argument("--samples", type=int, default=4, help="MSAA samples (default 4, as rendering uses; 0 = none)")
+    p.add_argument("--antialias", default="auto", choices=("auto", "msaa", "edge", "none"),
+                   help="edge smoothing (default auto, as rendering uses: edge on llvmpipe, msaa on a GPU)")
+    p.add_argument("--samples", type=int, default=4, help="MSAA samples when --antialias msaa (default 4)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -96,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"frames: {frames_label}; {n - WARMUP} timed per size after {WARMUP} warm-up")
     fps_at = {}
     for size in SIZES:
-        with Renderer(avatar, size, samples=args.samples, sync_timing=True) as r:
+        with Renderer(avatar, size, samples=args.samples, antialias=args.antialias, sync_timing=True) as r:
             total, parts = [], []
             for i, frame in enumerate(frames):
                 t0 = time.perf_counter()
@@ -106,18 +108,19 @@ def main(args: argparse.Namespace) -> int:
                     total.append(elapsed)
                     parts.append((r.timings.deform_ms, r.timings.draw_ms, r.timings.readback_ms))
             if size == SIZES[0]:
-                print(f"OpenGL: {r.info['renderer']} ({r.info['version']}), lighting {r.lighting}, "
-                      f"MSAA {r.samples}×")
+                aa = f"MSAA {r.samples}×" if r.antialias == "msaa" else r.antialias
+                print(f"OpenGL: {r.info['renderer']} ({r.info['version']}), lighting {r.lighting}, antialias {aa}")
         total_ms, split = np.array(total), np.array(parts)
         fps_at[size] = 1000 / np.median(total_ms)
         print(f"{size[0]}×{size[1]}:  {fps_at[size]:7.1f} fps (from the median frame time)")
         print(_row("frame", total_ms))
-        for k, label in enumerate(("deform + upload", "draw", "readback (resolve+read)")):
+        for k, label in enumerate(("deform + upload", "draw (+ edge pass)", "readback (resolve+read)")):
             print(_row(f"  {label}", split[:, k]))
     print(f"1024² / 512² frame time (p50): {fps_at[SIZES[0]] / fps_at[SIZES[1]]:.2f}×")
 
     m = max(10, args.video_frames)
-    with Renderer(avatar, SIZES[0], samples=args.samples) as r, tempfile.TemporaryDirectory() as tmp:
+    with Renderer(avatar, SIZES[0], samples=args.samples, antialias=args.antialias) as r, \
+            tempfile.TemporaryDirectory() as tmp:
         pictures = [r.render(f) for f in frames[:m]]
         t0 = time.perf_counter()
         write_video(iter(pictures), Path(tmp) / "encode.mp4", 30.0, progress=False)
@@ -133,4 +136,5 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(argparse.Namespace(frames=300, avatar="default", take=None, video_frames=150, samples=4)))
+    sys.exit(main(argparse.Namespace(frames=300, avatar="default", take=None, video_frames=150, samples=4,
+                                       antialias="auto")))

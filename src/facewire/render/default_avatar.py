@@ -32,7 +32,7 @@ from .sculpt import (
 
 __all__ = ["PART_NAMES", "VERSION", "build_default_avatar", "default_avatar", "mirror_map"]
 
-VERSION = 1
+VERSION = 2
 """Bumped whenever the generated mesh changes (caches and golden images key on it)."""
 
 JAW_OPEN_DEG = 9.5  # rotation of the jaw about its hinge at jawOpen = 1 (~17 mm at the lower lip)
@@ -49,6 +49,7 @@ PARTS = {  # name: (linear RGBA base colour, roughness)
     "teeth": ((0.93, 0.91, 0.84, 1.0), 0.3),
     "tongue": ((0.62, 0.20, 0.20, 1.0), 0.45),
     "mouth": ((0.13, 0.028, 0.028, 1.0), 0.9),
+    "shirt": ((0.035, 0.075, 0.14, 1.0), 0.8),
 }
 PART_NAMES = tuple(PARTS)
 _JAW_DRIVEN = frozenset({"jawOpen", "jawForward", "jawLeft", "tongueOut"})  # the cavity moves with the jaw
@@ -100,12 +101,15 @@ class _Author:
         return np.exp(-((x - cx) / sx) ** 2 - ((self.y - cy) / sy) ** 2)
 
     def _jaw_weights(self) -> np.ndarray:
+        """0..1 jaw share of each vertex: a smooth ramp across the seam's line on the cheeks (no
+        kink, so no crease when the jaw moves), and upper lip 0 / lower lip 1 between the corners."""
         sc, lm = self.sc, self.lm
-        d = np.clip(lm.seam_y - self.y, 0, None)
-        above = np.clip(self.y - lm.seam_y, 0, None)
-        s = np.clip(np.abs(self.x) / lm.corner_x, 0, 1) ** 3
-        h = 0.006 + 0.008 * _smooth(lm.corner_x, 2 * lm.corner_x, np.abs(self.x))  # gentler on the cheeks
-        w = np.where(sc.lip < 0, 1 - 0.5 * s * np.exp(-d / h), 0.5 * s * np.exp(-above / h) * _smooth(-0.005, -0.025, self.y))
+        ax = np.abs(self.x)
+        # the ramp's half-height grows from the corners out to the cheeks and the jaw's angle
+        h = 0.005 + 0.022 * _smooth(0.5 * lm.corner_x, 2.2 * lm.corner_x, ax)
+        ramp = _smooth(-1.0, 1.0, (lm.seam_y - self.y) / h)
+        inside = 1 - _smooth(0.55 * lm.corner_x, 1.05 * lm.corner_x, ax)  # between the corners
+        w = np.where(sc.lip < 0, inside + (1 - inside) * ramp, (1 - inside) * ramp)
         w *= _smooth(-0.06, 0.0, self.z) * _smooth(-0.13, -0.085, self.y)
         w = np.where(sc.kind == Kind.SKIN, w, 0.0)
         w = np.where(sc.kind == Kind.BAG, sc.jaw, w)
@@ -191,10 +195,11 @@ def _middle_shapes(a: _Author) -> dict[str, np.ndarray]:
     s["jawOpen"] = a.jaw_rotation(JAW_OPEN_DEG)
     s["jawForward"] = a.jaw[:, None] * v([0.0, 0.0, 0.007])
     s["jawLeft"] = a.jaw[:, None] * v([0.007, 0.0, 0.0])
+    # mouthClose (with jawOpen) brings both lips to half the jaw's travel, where they meet; the
+    # field (½ − jaw share) is continuous off the lips, so the cheeks carry no crease
     full = a.jaw_rotation(JAW_OPEN_DEG, np.ones(len(a.p)))
-    close_up = (a.sc.lip > 0) * np.exp(-(a.x / 0.03) ** 2 - ((a.y - seam) / 0.010) ** 2) * a.fade
-    close_low = (a.sc.lip < 0) * np.exp(-(a.x / 0.03) ** 2 - ((a.y - seam) / 0.014) ** 2) * a.fade
-    s["mouthClose"] = -0.55 * full * close_low[:, None] + 0.45 * full * close_up[:, None]
+    near = np.exp(-(a.x / 0.032) ** 4 - ((a.y - seam) / 0.014) ** 2) * a.fade
+    s["mouthClose"] = full * ((0.5 - a.jaw) * near)[:, None]
     lips = np.exp(-(a.x / 0.028) ** 2 - ((a.y - seam) / 0.013) ** 2) * a.fade
     side = np.sign(a.sc.lip)
     s["mouthFunnel"] = np.stack([-0.30 * a.x * lips, 0.0028 * side * lips, 0.007 * lips], -1)
@@ -263,7 +268,7 @@ def build_default_avatar(lm: Landmarks = LANDMARKS) -> AvatarMesh:
         parts.append(Part(name, tri, colour, rough))
     normals = _normals(sc.positions, np.concatenate(all_tri))
     colors = np.c_[np.clip(sc.colors, 0, 1), np.ones(len(sc.positions))]
-    head_weight = np.where(sc.kind == Kind.NECK, _smooth(-0.15, -0.06, sc.positions[:, 1]), 1.0)
+    head_weight = np.where(sc.kind == Kind.NECK, _smooth(-0.11, -0.05, sc.positions[:, 1]), 1.0)
     eyes = tuple(np.nonzero((sc.kind == Kind.EYE) & (sc.eye == which))[0] for which in (1, 2))
     return AvatarMesh(
         name="facewire default",

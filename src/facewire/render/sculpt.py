@@ -1,5 +1,7 @@
-"""The default avatar's geometry, sculpted in code: a deformed-ellipsoid head with a lip seam and a
-mouth cavity, eyeballs inside lid shells, teeth, tongue, brows, hair cap, ears and neck.
+"""The default avatar's geometry, sculpted in code: a stylised deformed-ellipsoid head (large
+cranium and eyes, round jaw, small chin and button nose) with a lip seam and a mouth cavity,
+eyeballs inside lid shells, teeth, tongue, brows, a hair cap that frames the face, ears, and a
+short neck with a hint of shoulders in a shirt.
 
 Everything is a smooth function of a few constants, so the mesh is deterministic and mirror
 symmetric (x → −x maps it onto itself vertex for vertex). `default_avatar` authors the morph
@@ -26,27 +28,29 @@ class Kind:
 class Landmarks:
     """Where the features sit at rest (metres, glTF axes; left = +X, the avatar's left)."""
 
-    eye_x: float = 0.031
-    eye_y: float = 0.027
-    eye_z: float = 0.0595
-    eye_radius: float = 0.0132
-    seam_y: float = -0.043  # the line where the closed lips meet
-    corner_x: float = 0.021  # half the mouth's width
+    eye_x: float = 0.033
+    eye_y: float = 0.020
+    eye_z: float = 0.0565
+    eye_radius: float = 0.0150
+    seam_y: float = -0.040  # the line where the closed lips meet
+    corner_x: float = 0.020  # half the mouth's width
     jaw_hinge: tuple[float, float, float] = (0.0, -0.004, -0.040)
-    head_center: tuple[float, float, float] = (0.0, 0.022, -0.012)
-    head_radii: tuple[float, float, float, float, float] = (0.074, 0.104, 0.104, 0.086, 0.098)
+    head_center: tuple[float, float, float] = (0.0, 0.024, -0.012)
+    head_radii: tuple[float, float, float, float, float] = (0.079, 0.112, 0.090, 0.084, 0.100)
     # (x, y up, y down, z front, z back)
-    brow_y: float = 0.050
-    cheek: tuple[float, float, float] = (0.036, -0.014, 0.066)
+    brow_y: float = 0.047
+    nose_y: float = -0.012  # the nose tip
+    chin_y: float = -0.064  # the front of the chin
+    cheek: tuple[float, float, float] = (0.037, -0.012, 0.066)
 
 
 LANDMARKS = Landmarks()
 
 # linear RGB
-SKIN_RGB = np.array([0.86, 0.56, 0.43])
-LIP_RGB = np.array([0.62, 0.22, 0.20])
-HAIR_RGB = np.array([0.09, 0.045, 0.025])
-IRIS_RGB = np.array([0.10, 0.32, 0.42])
+SKIN_RGB = np.array([0.60, 0.36, 0.27])
+LIP_RGB = np.array([0.50, 0.17, 0.15])
+HAIR_RGB = np.array([0.075, 0.034, 0.018])
+IRIS_RGB = np.array([0.08, 0.26, 0.40])
 
 
 @dataclass
@@ -130,11 +134,10 @@ def skin_surface(u: np.ndarray, v: np.ndarray, lm: Landmarks = LANDMARKS) -> np.
     z = cz + rz * cv * np.cos(u)
     front = np.clip(np.cos(u), 0, 1) ** 2
     ax = np.abs(x)
-    # a narrower jaw and a lower face brought forward to a chin
-    x = x * (1 - 0.09 * _smooth(-0.01, -0.08, y))
-    z = z + 0.017 * front * _smooth(0.012, -0.032, y) + 0.024 * front * _smooth(-0.045, -0.095, y)
-    y = y - 0.008 * front * _smooth(-0.05, -0.085, y) * np.exp(-(x / 0.07) ** 2)
-    z = z + 0.005 * _g((x / 0.020) ** 2 + ((y + 0.078) / 0.012) ** 2)  # chin
+    # a rounded jaw a little narrower than the cranium, the lower face brought forward to a soft chin
+    x = x * (1 - 0.07 * _smooth(0.0, -0.07, y))
+    z = z + 0.015 * front * _smooth(0.012, -0.028, y) + 0.010 * front * _smooth(-0.038, -0.075, y)
+    z = z + 0.004 * _g((x / 0.017) ** 2 + ((y - lm.chin_y) / 0.010) ** 2)  # chin
     # forehead a little fuller, temples a little flatter
     z = z + 0.004 * front * _g(((y - 0.07) / 0.03) ** 2)
     # eye sockets and the brow ridge above them (each side from the same x, so they mirror exactly)
@@ -152,15 +155,16 @@ def skin_surface(u: np.ndarray, v: np.ndarray, lm: Landmarks = LANDMARKS) -> np.
         z = z + 0.005 * bump
         dx = dx + s * 0.003 * bump
         # nostril wings
-        z = z + 0.0045 * _g(((x - s * 0.0105) / 0.0048) ** 2 + ((y + 0.016) / 0.0045) ** 2)
+        z = z + 0.0035 * _g(((x - s * 0.0095) / 0.0042) ** 2 + ((y - lm.nose_y + 0.005) / 0.0040) ** 2)
         # mouth-corner creases
         z = z - 0.0018 * _g(((x - s * (lm.corner_x + 0.001)) / 0.0032) ** 2 + ((y - lm.seam_y) / 0.004) ** 2)
     x = x0 + dx
-    # nose: a ridge from between the eyes to a rounded tip
-    t = _smooth(0.034, -0.010, y) * (1 - _smooth(-0.012, -0.022, y))
-    width = 0.0055 + 0.0035 * _smooth(0.02, -0.01, y)
-    z = z + (0.002 + 0.0085 * t) * _g((x / width) ** 2) * _smooth(0.045, 0.03, y) * (y > -0.03)
-    z = z + 0.005 * _g((x / 0.0065) ** 2 + ((y + 0.009) / 0.0065) ** 2)
+    # nose: a small, soft ridge from between the eyes to a rounded button tip
+    ny = lm.nose_y
+    t = _smooth(lm.eye_y + 0.006, ny + 0.002, y) * (1 - _smooth(ny - 0.002, ny - 0.010, y))
+    width = 0.0055 + 0.0030 * _smooth(lm.eye_y - 0.005, ny, y)
+    z = z + (0.0015 + 0.0060 * t) * _g((x / width) ** 2) * _smooth(lm.brow_y, lm.eye_y + 0.006, y) * (y > ny - 0.014)
+    z = z + 0.0045 * _g((x / 0.0062) ** 2 + ((y - ny) / 0.0060) ** 2)
     # lips: a muzzle, an upper and a lower lip bulge, a crease where they meet, corners turned up
     mouth_w = _g((x / 0.026) ** 4)
     z = z + 0.004 * _g((x / 0.032) ** 2 + ((y - lm.seam_y) / 0.022) ** 2)
@@ -195,7 +199,8 @@ def _skin(sc: Sculpt, lm: Landmarks, n_u: int, n_v: int) -> dict:
 
     half = _warp(dens_u, 0, np.pi, n_u // 2)
     us = np.concatenate([-half[::-1][:-1], half[:-1]])  # symmetric, contains 0, from −π
-    v_seam = np.arcsin((lm.seam_y - lm.head_center[1]) / lm.head_radii[2])
+    t_seam = (lm.seam_y - lm.head_center[1]) / lm.head_radii[2]
+    v_seam = np.arcsin(np.sign(t_seam) * np.abs(t_seam) ** (1 / 0.8))  # the lower half's superellipse
     v_eye = np.arcsin((lm.eye_y - lm.head_center[1]) / lm.head_radii[1])
 
     def dens_v(v):
@@ -259,8 +264,8 @@ def _cavity(sc: Sculpt, lm: Landmarks, loop: list[int], n_upper: int) -> None:
     side[1:n_upper - 1] = 1.0
     side[n_upper:] = -1.0
     # depth behind the lips, vertical opening, width factor, colour — inner lip, gums, cavity
-    rings = [(0.0028, 0.0022, 0.99), (0.0060, 0.0060, 1.03), (0.012, 0.0135, 1.22), (0.024, 0.0175, 1.38),
-             (0.038, 0.0150, 1.30), (0.048, 0.0075, 1.00)]
+    rings = [(0.0025, 0.0025, 0.99), (0.0040, 0.0080, 1.04), (0.0095, 0.0140, 1.22), (0.022, 0.0175, 1.38),
+             (0.036, 0.0150, 1.30), (0.046, 0.0075, 1.00)]
     colours = [LIP_RGB / SKIN_RGB * 0.8, np.array([0.55, 0.42, 0.45]), np.ones(3), np.ones(3), np.ones(3),
                np.ones(3)]
     n = len(loop)
@@ -314,9 +319,9 @@ def _outward(pts: np.ndarray, tri: np.ndarray) -> np.ndarray:
 
 def _eyes(sc: Sculpt, lm: Landmarks, skin_z) -> dict:
     r = lm.eye_radius
-    a_pupil, a_iris = 0.20, 0.52
+    a_pupil, a_iris = 0.24, 0.60
     pol = np.concatenate([np.linspace(0, a_pupil, 3)[1:], np.linspace(a_pupil, a_iris, 5)[1:],
-                          [a_iris + 0.05], np.linspace(a_iris + 0.2, np.pi, 10)[:-1]])
+                          [a_iris + 0.05], np.linspace(a_iris + 0.2, np.pi, 7)[:-1]])
     unit, tri = _sphere(20, 0, pol)
     polar = np.arccos(np.clip(unit[:, 2], -1, 1))
     # the iris is a shallow dish under a clear cornea; stylised: flatten it a little
@@ -363,7 +368,7 @@ def lid_point(centre, az, el, r, s, skin_z):
 
 def _lids(sc: Sculpt, lm: Landmarks, c: np.ndarray, s: int, which: int, skin_z) -> None:
     r = lm.eye_radius
-    n_az, n_s = 19, 9
+    n_az, n_s = 19, 7
     az = np.radians(np.linspace(-88, 88, n_az))
     for upper in (True, False):
         far = np.radians(75.0 if upper else -68.0)
@@ -371,10 +376,10 @@ def _lids(sc: Sculpt, lm: Landmarks, c: np.ndarray, s: int, which: int, skin_z) 
         ss = np.concatenate([[0.0, 0.0], np.linspace(0.0, 1.0, n_s)[1:] ** 1.4])
         aa, sv = np.meshgrid(az, ss)
         el = margin[None, :] + sv * (far - margin[None, :])
-        radius = np.full_like(el, r * (1.16 if upper else 1.10))
+        radius = np.full_like(el, r * (1.10 if upper else 1.07))
         radius[0] = r * 1.015  # the margin folds onto the eyeball, giving the lid a thickness
         # the shell swells a little over the eye's top, like a real lid over the cornea
-        radius[1:] *= 1 + 0.04 * np.exp(-((el[1:] - np.radians(20 if upper else -20)) / 0.5) ** 2)
+        radius[1:] *= 1 + 0.02 * np.exp(-((el[1:] - np.radians(20 if upper else -20)) / 0.5) ** 2)
         pts = lid_point(c, aa.ravel() * s, el.ravel(), radius.ravel(), sv.ravel(), skin_z)
         col = np.ones((len(pts), 3))
         if upper:  # a dark lash line along the upper margin
@@ -392,11 +397,13 @@ def _lids(sc: Sculpt, lm: Landmarks, c: np.ndarray, s: int, which: int, skin_z) 
         sc.tris("skin", tri)
 
 
-def _teeth(sc: Sculpt, lm: Landmarks) -> None:
-    n_arc = 41
+def _teeth(sc: Sculpt, lm: Landmarks, lip_z: float) -> None:
+    """Upper and lower arches just behind the lips (``lip_z``: the seam's front), the lower one
+    behind the upper (an overbite), their edges below the seam so jawOpen shows the upper row."""
+    n_arc = 29
     for upper in (True, False):
-        half_w, depth = (0.0195, 0.020) if upper else (0.0175, 0.018)
-        z0 = 0.0705 if upper else 0.0685
+        half_w, depth = (0.0190, 0.017) if upper else (0.0172, 0.016)
+        z0 = lip_z - (0.0062 if upper else 0.0100)
         theta = np.linspace(-1.25, 1.25, n_arc)
         cx, cz = half_w * np.sin(theta), z0 - depth * (1 - np.cos(theta))
         nx, nz = np.sin(theta) * half_w / depth, np.cos(theta)
@@ -404,10 +411,10 @@ def _teeth(sc: Sculpt, lm: Landmarks) -> None:
         nx, nz = nx / nrm, nz / nrm
         arc = np.concatenate([[0], np.cumsum(np.hypot(np.diff(cx), np.diff(cz)))])
         arc -= arc[n_arc // 2]
-        tooth_w = 0.0042
+        tooth_w = 0.0046
         gap = np.abs(((arc / tooth_w) + (0.5 if upper else 0.0)) % 1.0 - 0.5) * 2  # 0 mid-tooth, 1 at a gap
         height = 0.0095 if upper else 0.0085
-        edge = lm.seam_y + (-0.0012 if upper else -0.0006)
+        edge = lm.seam_y + (-0.0030 if upper else -0.0005)
         # cross-section (thickness across, height along y), a rounded rectangle
         sec_t = np.array([0.0013, 0.0017, 0.0015, 0.0, -0.0015, -0.0017, -0.0013, 0.0])
         sec_h = np.array([0.0, 0.25, 0.75, 1.0, 0.75, 0.25, 0.0, -0.02])
@@ -488,25 +495,30 @@ def _brows(sc: Sculpt, lm: Landmarks, skin_z) -> None:
         sc.tris("brows", np.where((facing < 0)[:, None], tri[:, ::-1], tri))
 
 
+# the hairline's latitude (rad) against |longitude| (rad): a fringe over the forehead, locks down
+# the temples in front of the ears, clear above the ears, down to the nape behind
+_HAIRLINE = ((0.0, 0.36), (0.30, 0.40), (0.62, 0.33), (0.92, 0.16), (1.08, -0.26), (1.26, -0.24), (1.38, 0.14),
+             (1.80, 0.16), (2.05, -0.05), (2.45, -0.55), (np.pi, -0.72))
+
+
 def _hair(sc: Sculpt, lm: Landmarks) -> None:
-    n_u, n_v = 48, 30
-    us = np.linspace(-np.pi, np.pi, n_u, endpoint=False)
+    n_u, n_v = 48, 20
+    us = np.linspace(-np.pi, np.pi, n_u, endpoint=False) + np.pi / n_u  # symmetric about u = 0
     vs = np.linspace(np.pi / 2, -np.pi / 2, n_v + 2)[1:-1]
     uu, vv = np.meshgrid(us, vs)
     base = skin_surface(uu, vv, lm)
     centre = np.array(lm.head_center)
     out = base - centre
     out /= np.linalg.norm(out, axis=-1, keepdims=True)
-    # the hairline: high on the forehead, down to the nape at the back, over the ears at the side
-    front = np.cos(uu)
-    line = 0.44 + 0.10 * np.cos(2 * uu) * (front > 0) - 0.95 * np.clip(-front, 0, 1) ** 1.2 \
-        - 0.18 * np.clip(np.abs(np.sin(uu)), 0, 1) * (front <= 0)
-    line = line - 0.06 * np.cos(3.0 * uu) * (front > 0)
-    cover = _smooth(line - 0.10, line + 0.06, vv)
-    thick = 0.0085 + 0.004 * _smooth(0.3, 1.2, vv)
-    off = -0.018 + (thick + 0.018) * cover ** 0.5
+    knots = np.array(_HAIRLINE)
+    # the cover is averaged across a little longitude too, so the locks' sides are soft, not steps
+    cover = np.mean([_smooth(line - 0.07, line + 0.07, vv) for line in
+                     (np.interp(np.abs(uu + du), knots[:, 0], knots[:, 1]) for du in np.linspace(-0.09, 0.09, 7))], axis=0)
+    # volume: fuller on the crown and at the sides, framing the face
+    thick = 0.008 + 0.007 * _smooth(0.0, 1.2, vv) + 0.003 * np.abs(np.sin(uu)) * _smooth(-0.4, 0.3, vv)
+    off = -0.016 + (thick + 0.016) * cover ** 0.6
     pts = (base + out * off[..., None]).reshape(-1, 3)
-    top = skin_surface(0.0, np.pi / 2, lm) + np.array([0, 0.012, 0])
+    top = skin_surface(0.0, np.pi / 2, lm) + np.array([0, 0.015, 0])
     bottom = np.array(centre) + np.array([0, -0.03, -0.01])
     start = sc.add(np.vstack([pts, top, bottom]), Kind.HAIR)
     tri = list(_grid_tris(n_v, n_u, lambda i, j: start + i * n_u + j, wrap=True))
@@ -518,53 +530,57 @@ def _hair(sc: Sculpt, lm: Landmarks) -> None:
     sc.tris("hair", _outward_about(sc.positions, np.array(tri), centre))
 
 
+EAR_CENTRE = (0.079, 0.006, -0.016)  # the left ear's; the right one is its mirror
+
+
 def _ears(sc: Sculpt, lm: Landmarks) -> None:
     unit, tri = _sphere(14, 10)
+    p = unit * np.array([0.0065, 0.019, 0.012])
+    # a cupped outer face (its middle pushed in) and a rounder top than lobe
+    p[:, 0] -= 0.0035 * np.exp(-(unit[:, 1] / 0.6) ** 2 - (unit[:, 2] / 0.6) ** 2) * (unit[:, 0] > 0)
+    p[:, 2] *= 1 + 0.25 * np.clip(unit[:, 1], 0, 1)
+    lean = np.radians(15)  # leaning back
+    rot = np.array([[1, 0, 0], [0, np.cos(lean), -np.sin(lean)], [0, np.sin(lean), np.cos(lean)]])
+    turn = np.radians(-22)  # standing out from the head, the front turned forward
+    roty = np.array([[np.cos(turn), 0, np.sin(turn)], [0, 1, 0], [-np.sin(turn), 0, np.cos(turn)]])
+    left = p @ rot.T @ roty.T + np.array(EAR_CENTRE)
     for s in (1, -1):
-        p = unit * np.array([0.007, 0.021, 0.012])
-        # a cupped front face: push the outer side's middle in
-        p[:, 0] -= 0.004 * np.exp(-((unit[:, 1]) / 0.6) ** 2 - ((unit[:, 2]) / 0.6) ** 2) * (unit[:, 0] > 0)
-        ang = np.radians(18)  # leaning back
-        rot = np.array([[1, 0, 0], [0, np.cos(ang), -np.sin(ang)], [0, np.sin(ang), np.cos(ang)]])
-        tilt = np.radians(-20 * s)  # standing a little out from the head, its front turned forward
-        roty = np.array([[np.cos(tilt), 0, np.sin(tilt)], [0, 1, 0], [-np.sin(tilt), 0, np.cos(tilt)]])
-        if s == 1:
-            tilt = np.radians(-20)
-            roty = np.array([[np.cos(tilt), 0, np.sin(tilt)], [0, 1, 0], [-np.sin(tilt), 0, np.cos(tilt)]])
-            left = p @ rot.T @ roty.T + np.array([0.071, 0.012, -0.016])
-        q = left * np.array([s, 1, 1])
-        start = sc.add(q, Kind.EAR, colors=np.array([0.97, 0.9, 0.9]))
-        sc.tris("skin", _outward_about(sc.positions, tri + start, np.array([s * 0.071, 0.012, -0.016])))
+        start = sc.add(left * np.array([s, 1, 1]), Kind.EAR, colors=np.array([1.0, 0.92, 0.92]))
+        centre = np.array(EAR_CENTRE) * np.array([s, 1, 1])
+        sc.tris("skin", _outward_about(sc.positions, tri + start, centre))
+
+
+NECK_RADII = (0.031, 0.034)  # (x, z) of the neck below the jaw
+SHIRT_FROM = 0.62  # where the shirt's collar starts, as a share of the way down the neck
 
 
 def _neck(sc: Sculpt, lm: Landmarks) -> None:
-    n_az, n_y = 32, 9
-    ys = np.linspace(-0.02, -0.175, n_y)
+    n_az, n_t = 28, 9
+    t = np.linspace(0, 1, n_t)
     az = np.linspace(0, 2 * np.pi, n_az, endpoint=False)
-    aa, yy = np.meshgrid(az, ys)
-    flare = 1 + 0.9 * _smooth(-0.13, -0.175, yy) ** 2
-    rx, rz = 0.043 * flare, 0.046 * (1 + 0.3 * (flare - 1))
-    pts = np.stack([rx * np.sin(aa), yy, -0.022 + rz * np.cos(aa)], -1).reshape(-1, 3)
-    start = sc.add(np.vstack([pts, [[0, ys[0], -0.022]], [[0, ys[-1], -0.022]]]), Kind.NECK)
-    tri = list(_grid_tris(n_y, n_az, lambda i, j, start=start: start + i * n_az + j, wrap=True))
-    nt, nb = start + n_y * n_az, start + n_y * n_az + 1
+    aa, tt = np.meshgrid(az, t)
+    flare = _smooth(0.5, 1.0, tt) ** 1.4
+    rx = NECK_RADII[0] + 0.068 * flare  # the neck widens into a hint of shoulders
+    rz = NECK_RADII[1] + 0.018 * flare
+    cz = -0.016 - 0.006 * flare
+    yy = -0.025 - 0.105 * tt - 0.030 * flare * np.abs(np.sin(aa))  # sloping shoulders
+    pts = np.stack([rx * np.sin(aa), yy, cz + rz * np.cos(aa)], -1).reshape(-1, 3)
+    ends = [[0, -0.025, -0.016], [0, yy.min() + 0.005, -0.022]]
+    start = sc.add(np.vstack([pts, ends]), Kind.NECK)
+    tri = list(_grid_tris(n_t, n_az, lambda i, j, start=start: start + i * n_az + j, wrap=True))
+    nt, nb = start + n_t * n_az, start + n_t * n_az + 1
     for j in range(n_az):
         j1 = (j + 1) % n_az
         tri.append((nt, start + j, start + j1))
-        tri.append((nb, start + (n_y - 1) * n_az + j1, start + (n_y - 1) * n_az + j))
-    tri = np.array(tri)
-    p = sc.positions
-    a, b, c = p[tri[:, 0]], p[tri[:, 1]], p[tri[:, 2]]
-    axis = np.array([0, 1, 0])
-    rel = (a + b + c) / 3 - np.array([0, 0, -0.022])
-    radial = rel - np.outer(rel @ axis, axis)
-    radial[np.linalg.norm(radial, axis=1) < 1e-9] = 0
-    n = np.cross(b - a, c - a)
-    side = np.einsum("ij,ij->i", n, radial)
-    sc.tris("skin", tri if side.sum() > 0 else tri[:, ::-1])
+        tri.append((nb, start + (n_t - 1) * n_az + j1, start + (n_t - 1) * n_az + j))
+    tri = _outward_about(sc.positions, np.array(tri), np.array([0.0, -0.08, -0.02]))
+    ring = (tri.min(axis=1) - start) // n_az  # the upper ring of each quad (caps: the pole's ring)
+    shirt = (ring >= round(SHIRT_FROM * (n_t - 1))) & (tri.max(axis=1) != nt)
+    sc.tris("skin", tri[~shirt])
+    sc.tris("shirt", tri[shirt])
 
 
-def sculpt(lm: Landmarks = LANDMARKS, n_u: int = 88, n_v: int = 66) -> tuple[Sculpt, dict]:
+def sculpt(lm: Landmarks = LANDMARKS, n_u: int = 68, n_v: int = 54) -> tuple[Sculpt, dict]:
     """Build the default head: returns the mesh with its tags and facts the morph authoring needs."""
     empty = np.zeros(0)
     sc = Sculpt(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, np.int8), empty, empty, np.zeros(0, np.int8),
@@ -576,9 +592,9 @@ def sculpt(lm: Landmarks = LANDMARKS, n_u: int = 88, n_v: int = 66) -> tuple[Scu
     # cheeks a touch rosier, nostrils dark
     p = sc.positions[skin_idx]
     for s in (1, -1):
-        blush = _g(((p[:, 0] - s * 0.040) / 0.016) ** 2 + ((p[:, 1] + 0.010) / 0.012) ** 2)
-        sc.colors[skin_idx] *= (1 - 0.10 * blush[:, None] * np.array([0.0, 1.0, 0.8]))
-        nostril = _g(((p[:, 0] - s * 0.0062) / 0.0026) ** 2 + ((p[:, 1] + 0.0185) / 0.0022) ** 2)
+        blush = _g(((p[:, 0] - s * 0.042) / 0.015) ** 2 + ((p[:, 1] + 0.008) / 0.011) ** 2)
+        sc.colors[skin_idx] *= (1 - 0.16 * blush[:, None] * np.array([0.0, 1.0, 0.8]))
+        nostril = _g(((p[:, 0] - s * 0.0058) / 0.0024) ** 2 + ((p[:, 1] - lm.nose_y + 0.0068) / 0.0020) ** 2)
         sc.colors[skin_idx] *= (1 - 0.75 * 0.55 * nostril[:, None] / 0.75)
     front = skin_idx[(sc.positions[skin_idx, 2] > 0.02)]
     interp = LinearNDInterpolator(sc.positions[front, :2], sc.positions[front, 2])
@@ -593,6 +609,6 @@ def sculpt(lm: Landmarks = LANDMARKS, n_u: int = 88, n_v: int = 66) -> tuple[Scu
     _hair(sc, lm)
     _ears(sc, lm)
     _neck(sc, lm)
-    _teeth(sc, lm)
+    _teeth(sc, lm, float(sc.positions[info["loop"], 2].max()))
     _tongue(sc, lm)
     return sc, info

@@ -14,7 +14,7 @@ curve, then the sRGB transfer function: the framebuffer holds display-ready 8-bi
 
 from __future__ import annotations
 
-__all__ = ["KIND_EYE", "KIND_GENERIC", "KIND_INTERIOR", "KIND_SKIN", "PIXEL", "VERTEX"]
+__all__ = ["EDGE_AA", "KIND_EYE", "KIND_GENERIC", "KIND_INTERIOR", "KIND_SKIN", "PIXEL", "VERTEX"]
 
 KIND_GENERIC, KIND_SKIN, KIND_EYE, KIND_INTERIOR = 0, 1, 2, 3
 
@@ -96,7 +96,7 @@ vec3 shade(vec3 p, vec3 n, vec4 base) {
         // rim: the back light grazing the silhouette, strongest where the surface turns away
         float edge = grazing * grazing * grazing;
         vec3 rim = u_light_color[2] * edge * max(dot(n, normalize(u_light_dir[2])) + 0.6, 0.0) * 0.3;
-        color += u_kind == 1 ? rim * vec3(1.0, 0.82, 0.7) : rim;
+        color += u_kind == 1 ? rim * vec3(1.0, 0.72, 0.55) : rim;
     }
     return to_srgb(aces(color * u_exposure));
 }
@@ -150,6 +150,45 @@ out vec4 f_color;
 
 void main() {
     f_color = v_rgba;
+}
+""",
+}
+
+# Post-process edge smoothing for software rasterisers, where multisampling costs about as much as
+# the whole scene: one full-screen triangle reads the aliased picture with five unfiltered taps,
+# finds where a pixel sits on a luma edge and blends it towards its neighbours across the edge by
+# FXAA's sub-pixel estimate (its end-of-edge search is left out: on llvmpipe it doubles the cost).
+EDGE_AA = {
+    "vertex_shader": """#version 330
+void main() {
+    vec2 p = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
+    gl_Position = vec4(p * 2.0 - 1.0, 0.0, 1.0);
+}
+""",
+    "fragment_shader": """#version 330
+uniform sampler2D u_image;
+out vec4 f_color;
+
+const vec3 LUMA = vec3(0.299, 0.587, 0.114);
+
+void main() {
+    ivec2 ip = ivec2(gl_FragCoord.xy);
+    ivec2 top = textureSize(u_image, 0) - 1;  // fetches past the border are undefined: clamp them
+    vec4 m = texelFetch(u_image, ip, 0);
+    vec4 n = texelFetch(u_image, ivec2(ip.x, min(ip.y + 1, top.y)), 0);
+    vec4 s = texelFetch(u_image, ivec2(ip.x, max(ip.y - 1, 0)), 0);
+    vec4 e = texelFetch(u_image, ivec2(min(ip.x + 1, top.x), ip.y), 0);
+    vec4 w = texelFetch(u_image, ivec2(max(ip.x - 1, 0), ip.y), 0);
+    float lm = dot(m.rgb, LUMA), ln = dot(n.rgb, LUMA), ls = dot(s.rgb, LUMA);
+    float le = dot(e.rgb, LUMA), lw = dot(w.rgb, LUMA);
+    float range = max(lm, max(max(ln, ls), max(le, lw))) - min(lm, min(min(ln, ls), min(le, lw)));
+    // how far the pixel is off its neighbourhood's mean, relative to the local contrast
+    float sub = clamp(abs(0.25 * (ln + ls + le + lw) - lm) / max(range, 1e-4), 0.0, 1.0);
+    sub = sub * sub * (3.0 - 2.0 * sub);
+    float k = 0.75 * sub * step(0.05, range);
+    bool horizontal = abs(ln + ls - 2.0 * lm) >= abs(le + lw - 2.0 * lm);
+    vec4 across = horizontal ? 0.5 * (n + s) : 0.5 * (e + w);
+    f_color = mix(m, across, k);
 }
 """,
 }
