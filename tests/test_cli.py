@@ -492,7 +492,7 @@ def test_demo(tmp_path: Path) -> None:
     out_dir = tmp_path / "D"
     proc = ok(facewire("demo", "--out-dir", out_dir, "--frames", "40", cwd=tmp_path))
     names = ["sample.mp4", "take.csv", "take.jsonl", "preview.mp4", "avatar.mp4", "speech.wav", "speech.csv",
-             "talking.mp4"]
+             "talking.mp4", "trust"]
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(names)
     for name in ("sample.mp4", "take.csv", "take.jsonl", "preview.mp4", "avatar.mp4", "talking.mp4"):
         assert str(out_dir / name) in proc.stdout
@@ -507,6 +507,12 @@ def test_demo(tmp_path: Path) -> None:
         assert [s.type for s in c.streams] == ["video", "audio"]
         seconds = float(c.streams.video[0].duration * c.streams.video[0].time_base)
     assert abs(seconds - len(speech) / 60) < 0.1
+    # every rendered output is signed and audited, checked by the verifier's own commands
+    assert "talking.mp4: C2PA manifest Trusted" in proc.stdout
+    for video in ("avatar.mp4", "talking.mp4"):
+        verdict = facewire("verify", out_dir / video, "--home", out_dir / "trust", cwd=tmp_path)
+        assert verdict.returncode == 0 and "Trusted" in verdict.stdout, verdict.stdout + verdict.stderr
+    assert facewire("audit", "verify", "--home", out_dir / "trust", cwd=tmp_path).returncode == 0
 
 
 def test_demo_without_rendering(tmp_path: Path) -> None:

@@ -241,17 +241,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
                ("preview video", preview)]
     if code == 0 and not args.no_render:
         from .render.default_avatar import default_avatar
-        from .render.video import render_take
 
         avatar = default_avatar()
-        _say("facewire demo: rendering the take onto the default avatar…")
+        home = _demo_trust_home(out_dir / "trust")
+        _say("facewire demo: rendering the take onto the default avatar (signed: C2PA + watermark, audited)…")
         tracked = out_dir / "avatar.mp4"
-        render_take(read_take(takes[1]), avatar, tracked, size=(512, 512), fps=30)
+        _demo_render(list(read_take(takes[1])), avatar, tracked, home, take=takes[1])
         results.append(("avatar video", tracked))
         _say(f"facewire demo: the avatar says {DEMO_LINE!r}…")
         talking = out_dir / "talking.mp4"
-        _demo_speech(out_dir, avatar, talking)
+        _demo_speech(out_dir, avatar, talking, home)
         results.append(("talking avatar", talking))
+        results.append(("provenance", _demo_verdict(talking, home)))
+        results.append(("trust home", f"{home} (check: facewire verify {talking} --home {home})"))
     if module_exists("facewire.server.commands"):
         results.append(("live studio", "bash run serve, then open http://127.0.0.1:8000/ in a browser"))
     width = max(len(label) for label, _ in results)
@@ -260,12 +262,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
-def _demo_speech(out_dir: Path, avatar, out: Path) -> None:
+def _demo_trust_home(home: Path) -> Path:
+    """A trust home for the demo's own outputs: an unencrypted identity and C2PA chain made once."""
+    from .trust.store import trust_home
+
+    if not trust_home(home).key_file.exists():
+        _say(f"facewire demo: making a demo signing identity in {home} (not passphrase-protected)…")
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            code = main(["keys", "init", "--home", str(home), "--no-passphrase", "--subject", "facewire demo"])
+        if code != 0:
+            raise FacewireError(f"could not create the demo's signing identity in {home}")
+    return home
+
+
+def _demo_render(frames, avatar, out: Path, home: Path, *, take: Path, audio: Path | None = None) -> None:
+    """Render through the trust session, as `facewire render` does: audit records and the seal."""
+    import hashlib
+
+    from .render.trusted import TrustedRender
+    from .render.video import render_take
+
+    take_sha256 = hashlib.sha256(take.read_bytes()).hexdigest()
+    with TrustedRender(avatar, home=home, take=str(take), take_sha256=take_sha256, out=out) as trust:
+        result = render_take(frames, avatar, out, size=(512, 512), fps=30, audio=audio, seal=trust.seal,
+                             info={"take": str(take), "take_sha256": take_sha256})
+        trust.exported(result.path, frames=result.frames, duration_s=result.duration_s)
+
+
+def _demo_verdict(path: Path, home: Path) -> str:
+    from .trust.provenance import read_manifest
+    from .trust.store import trust_home
+
+    report = read_manifest(path, trust_anchors=trust_home(home).c2pa_dir / "root.pem")
+    return f"{path.name}: C2PA manifest {report.status}"
+
+
+def _demo_speech(out_dir: Path, avatar, out: Path, home: Path) -> None:
     """Speech synthesis → lip-synced take (+ WAV) → the avatar speaking, with its sound."""
     from .audio.animate import animate
     from .audio.io import write_wav
     from .audio.tts import synthesize
-    from .render.video import render_take
     from .takes import open_writer
 
     speech = synthesize(DEMO_LINE)
@@ -275,7 +311,7 @@ def _demo_speech(out_dir: Path, avatar, out: Path) -> None:
     with open_writer(str(take)) as writer:
         for frame in frames:
             writer.send(frame)
-    render_take(frames, avatar, out, size=(512, 512), fps=30, audio=wav)
+    _demo_render(frames, avatar, out, home, take=take, audio=wav)
 
 
 def _demo_flags() -> argparse.Namespace:
