@@ -14,16 +14,17 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from facewire.expression import blink, gaze, stats
-from facewire.frame import FaceFrame
 
 DEFAULT_TAKES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "takes"
 
 # Published human ranges the measurements are held against (sources in the modules' docstrings).
 LITERATURE = {
-    "blink rate at rest (/min)": (5.0, 40.0, "17 ± 13 at rest, Bentivoglio et al. 1997"),
+    "blink rate at rest (/min)": (8.0, 21.0, "8-21 in primary gaze, Doughty 2001; mean 17 at rest, Bentivoglio et al. 1997"),
     "blink closing, 10 % → peak (ms)": (50.0, 120.0, "≈ 70-100 ms, Evinger et al. 1991; VanderWerf et al. 2003"),
-    "blink onset → offset (ms)": (100.0, 400.0, "100-400 ms"),
+    "blink onset → offset (ms)": (100.0, 400.0, "100-400 ms, BioNumbers after Schiffman 2001"),
     "opening / closing": (1.2, 3.5, "up-phase 1.5-3× longer"),
     "inter-blink interval CV": (0.4, 1.4, "broad, right-skewed"),
     "fixation median, active takes (s)": (0.2, 0.6, "≈ 200-400 ms, Rayner 1998"),
@@ -33,9 +34,25 @@ LITERATURE = {
 def simulate(state: str, target: str = "camera", minutes: float = 10.0, fps: float = 60.0, seed: int = 1) -> stats.Recording:
     blinks = blink.BlinkStage("synthetic", state=state, seed=seed)
     eyes = gaze.GazeStage("synthetic", state=state, target=target, seed=seed + 1)
-    base = FaceFrame(t_ns=0)
-    frames = [blinks.process(eyes.process(base.replace(t_ns=round(i * 1e9 / fps)))) for i in range(int(minutes * 60 * fps))]
-    return stats.Recording.from_frames(frames, name=f"generated {state}/{target}")
+    t_ns = np.round(np.arange(int(minutes * 60 * fps)) * (1e9 / fps)).astype(np.int64)
+    weights, g = eyes.render(t_ns, blink=blinks)
+    return stats.Recording(t_s=t_ns / 1e9, weights=weights, gaze=g, tracked=np.ones(len(t_ns), dtype=bool),
+                           name=f"generated {state}/{target}")
+
+
+# Published peak velocities the main sequence is fitted to: (amplitude °, mean °/s, SD °/s). Hopf et al.
+# 2018 (100 healthy people, horizontal saccades to 5/15/30° targets) and Collewijn, Erkelens & Steinman
+# 1988 (asymptote 502 ± 32 °/s for saccades ≥ 40°, placed at 60°).
+PUBLISHED_PEAK_VELOCITY = ((5.0, 213.0, 29.0), (15.0, 352.0, 50.0), (30.0, 455.0, 67.0), (60.0, 502.0, 32.0))
+
+
+def fit_published_main_sequence() -> tuple[float, float]:
+    """(Vmax °/s, C °) of Vmax·(1 − e^(−A/C)) fitted to `PUBLISHED_PEAK_VELOCITY`, weights 1/SD²."""
+    from scipy.optimize import least_squares
+
+    a, v, sd = (np.array(col) for col in zip(*PUBLISHED_PEAK_VELOCITY))
+    fit = least_squares(lambda p: (p[0] * (1 - np.exp(-a / p[1])) - v) / sd, x0=[500.0, 10.0])
+    return float(fit.x[0]), float(fit.x[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         drift = abs(have - value) / max(abs(value), 1e-9)
         flag = "" if drift <= 0.05 else "   <-- differs by more than 5 %"
         print(f"  {key:36s} fitted {value:9.4f}   baked {have:9.4f}{flag}")
+
+    vmax, c = fit_published_main_sequence()
+    print("\nMain sequence fitted to published peak velocities (Hopf et al. 2018; Collewijn et al. 1988)")
+    print(f"  {'gaze.main_sequence_vmax_deg_s':36s} fitted {vmax:9.1f}   baked {gaze.MAIN_SEQUENCE_VMAX_DEG_S:9.1f}")
+    print(f"  {'gaze.main_sequence_c_deg':36s} fitted {c:9.2f}   baked {gaze.MAIN_SEQUENCE_C_DEG:9.2f}")
 
     print("\nMeasured against published human ranges")
     rest = measured["idle + holds"]

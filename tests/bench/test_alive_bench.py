@@ -21,24 +21,37 @@ def test_generated_take_carries_its_own_saccades():
     rec, events = alive.generate("speaking", 0.5, 60.0, 1)
     assert len(rec.t_s) == 1800 and events.shape[1] == 3 and len(events) > 5
     amplitude, peak, duration = events.T
-    np.testing.assert_allclose(peak, np.pi / 2 * amplitude / duration)  # half-cosine profile
+    np.testing.assert_allclose(duration, np.pi / 2 * amplitude / peak)  # half-cosine profile
+    # the generated take is the stages' frame-by-frame output: the lids close in it and the eyes move
+    assert rec.weights.max() > 0.9 and np.ptp(rec.gaze[:, 0]) > 5
 
 
 def test_small_run_prints_every_state_beside_the_real_takes(shared_dir, capsys):
-    assert alive.main(args(takes=shared_dir / "data" / "takes")) == 0
+    # 2 minutes: enough blinks (≈ 30-50 per state) for the measured rates to mean something
+    assert alive.main(args(takes=shared_dir / "data" / "takes", minutes=2.0)) == 0
     out = capsys.readouterr().out
     for state in alive.STATES:
-        assert re.search(rf"^{state}: generated 0\.5 min at 60 fps", out, re.MULTILINE)
+        assert re.search(rf"^{state}: generated 2\.0 min at 60 fps", out, re.MULTILINE)
     for row in ("blink rate (/min)", "interval p10/50/90 (s)", "blink duration p10/50/90 (ms)", "saccades ≥ 1°",
-                "main sequence Vmax", "fixation p10/50/90 (s)", "Doughty 2001", "Rayner 1998"):
+                "peak velocity at 15°", "fit Vmax·(1−e^(−A/C))", "fixation p10/50/90 (s)", "Doughty 2001",
+                "Rayner 1998", "Hopf et al. 2018", "Collewijn et al. 1988", "real takes p25-p75"):
         assert row in out
-    assert "rest, emotion-hold (3.9 min)" in out  # the real idle take and silent holds were measured
+    assert "blinks rest, emotion-hold (3.9 min), gaze rest (0.8 min)" in out  # the real takes were measured
     rates = {m[0]: float(m[1]) for m in re.findall(r"^(\w+): generated.*\n.*\n  blink rate \(/min\)\s+([\d.]+)", out, re.MULTILINE)}
     # the detectors find the generated blinks at about the rate each state is configured for
+    assert set(rates) == set(alive.STATES)
     for state, rate in rates.items():
         assert rate == pytest.approx(RATES_PER_MIN[state], rel=0.5)
-    verdicts = re.findall(r"\s(in|OUT)\s", out)
-    assert len(verdicts) > 20
+    # the closing line counts the judged rows the generated numbers are inside of
+    inside, judged = (int(v) for v in re.search(r"generated rows in range: (\d+) of (\d+) judged", out).groups())
+    # the generated number's verdict sits in a fixed column: 2 + 32 + 1 + 20 + 1 + 20 + 2 characters in
+    verdicts = [v for line in out.splitlines() if line.startswith("  ") and (v := line[78:82].strip()) in ("in", "OUT")]
+    assert judged == len(verdicts) > 15 and inside == verdicts.count("in")
+
+
+def test_range_verdicts():
+    r = alive.Range(1.0, 2.0, "x")
+    assert (r.judge(1.0), r.judge(2.5), r.judge(float("nan"))) == ("in", "OUT", "—")
 
 
 def test_without_real_takes_it_still_reports(tmp_path, capsys):

@@ -8,13 +8,14 @@ neither pins the number; the reason is given).
 
 Published ranges used as the yardstick:
 
-* Spontaneous blink rate ≈ 17/min at rest, ≈ 26/min in conversation, ≈ 4.5/min while reading,
-  with a wide spread between people (Bentivoglio et al. 1997, *Mov Disord* 12:1028; review:
-  Doughty 2001, *Optom Vis Sci* 78:712). Speakers blink more than listeners (Cummins 2012), and
+* Spontaneous blink rate 17/min at rest, 26/min in conversation, 4.5/min while reading: means of
+  150 healthy people, log-normally spread between them (Bentivoglio et al. 1997, *Mov Disord*
+  12:1028). Normal adults' ranges (95 % CI over studies): 8.0-21.0/min in primary gaze,
+  10.5-32.5/min in conversation, 1.4-14.4/min reading (Doughty 2001, *Optom Vis Sci* 78:712). Speakers blink more than listeners (Cummins 2012), and
   listeners' blinks gather at the speaker's pauses (Nakano & Kitazawa 2010, *Exp Brain Res* 205:577).
 * Inter-blink intervals are broad and right-skewed (coefficient of variation ≈ 0.5-1), commonly
   described by log-normal or gamma laws (Ponder & Kennedy 1927; Doughty 2001).
-* A blink lasts ≈ 100-400 ms; the lid closes faster than it reopens (down-phase ≈ 70-100 ms,
+* A blink lasts ≈ 100-400 ms (Harvard BioNumbers, after Schiffman 2001); the lid closes faster than it reopens (down-phase ≈ 70-100 ms,
   up-phase 1.5-3× longer; Evinger, Manning & Sibony 1991, *IOVS* 32:387; VanderWerf et al. 2003,
   *J Neurophysiol* 89:2784). The eye itself dips a few degrees down and in during a blink
   (Collewijn, van der Steen & Steinman 1985, *J Neurophysiol* 54:11).
@@ -23,20 +24,21 @@ Published ranges used as the yardstick:
   a small amplitude asymmetry (Kassem & Evinger 2006, *IOVS* 47:195).
 
 Measured on the real takes (spontaneous-blink takes: idle, silent emotion holds, word-like mouth
-bursts, expression performances; 157 blinks in 8.1 min; see the tool's output):
+bursts, expression performances; 160 blinks in 8.1 min; see the tool's output):
 
 ======================================  ============  =======================================
 quantity                                measured      published
 ======================================  ============  =======================================
-rate, idle + silent holds               22.4/min      17/min at rest (spread ≈ 5-40)
-rate, word-like speech take             20.9/min      26/min in conversation
-interval median / CV                    1.9 s / 0.94  broad, CV ≈ 0.5-1
-log-interval σ (within takes)           0.67          (log-normal)
-double blinks (< 0.5 s apart)           7.6 %         occasional
+rate, idle + silent holds               22.4/min      17/min at rest; 8-21 (primary gaze)
+rate, word-like speech take             20.9/min      26/min talking; 10.5-32.5 (conversation)
+interval median / CV                    1.9 s / 0.93  broad, right-skewed
+log-interval σ (within takes)           0.65          (log-normal)
+double blinks (< 0.5 s apart)           6.2 %         occasional
 closing (10 % → peak)                   76 ms         ≈ 70-100 ms
 opening (peak → 10 %)                   127 ms        1.5-3× closing
-onset → offset                          201 ms        100-400 ms
-left-right lag sd / amplitude sd        9.4 ms/0.059  a few ms
+onset → offset                          194 ms        100-400 ms
+lid more than half closed (FWHM)        103 ms
+left-right lag sd / amplitude sd        10 ms/0.068   a few ms
 ======================================  ============  =======================================
 
 The blink shape is the median normalised blink of the 60 fps takes (88 blinks): the lid closes
@@ -76,33 +78,35 @@ STATES = ("rest", "listening", "speaking", "thinking")
 
 # -- fitted and cited constants -------------------------------------------------------------------
 RATES_PER_MIN: Mapping[str, float] = MappingProxyType({
-    "rest": 22.4,
-    "listening": 18.0,
+    "rest": 17.0,
+    "listening": 16.0,
     "speaking": 26.0,
-    "thinking": 22.4,
+    "thinking": 17.0,
 })
 """Spontaneous blinks per minute (both blinks of a double counted) in each state.
 
-* rest — **data**: the idle take and the six silent emotion holds pooled (88 blinks in 3.9 min);
-  within the published 17 ± ≈ 13/min at rest (Bentivoglio 1997).
-* speaking — **literature**: 26/min in conversation (Bentivoglio 1997), speakers blinking more than
-  listeners (Cummins 2012). The one speech-like take (word-like mouth bursts, not a conversation)
-  measures 20.9/min.
-* listening — **design**: attentive listening below rest (visual attention suppresses blinking,
-  down to 4.5/min when reading); listeners' extra blinks come from `BlinkStage.phrase_end` at the
-  speaker's pauses (Nakano & Kitazawa 2010). The expression-performance takes, a face attending to
-  the camera, measure 15.1/min.
+* rest — **literature**: 17/min, the mean of 150 healthy people resting quietly (Bentivoglio et al.
+  1997), inside the 8.0-21.0/min that Doughty 2001 (*Optom Vis Sci* 78:712) derives for primary-gaze
+  blinking in normal adults. The real takes' one performer blinks 22.4/min at rest (the idle take and
+  the silent emotion holds pooled, 88 blinks in 3.9 min), above that range: one person in a widely
+  spread (log-normal) population, so the population mean is the avatar's default.
+* speaking — **literature**: 26/min while talking (Bentivoglio 1997), inside Doughty 2001's
+  conversational 10.5-32.5/min. The one speech-like take (word-like mouth bursts, not a
+  conversation) measures 20.9/min.
+* listening — **data**: the expression-performance takes, a face attending to the camera, measure
+  16.1/min (50 blinks in 3.1 min), inside the conversational range; listeners' extra blinks come from
+  `BlinkStage.phrase_end` at the speaker's pauses (Nakano & Kitazawa 2010).
 * thinking — **design**: as at rest (gaze aversion, not blinking, marks thinking in `GazeStage`).
 """
 
-INTERVAL_LOG_SIGMA = 0.67
+INTERVAL_LOG_SIGMA = 0.65
 """σ of log(inter-blink interval): **data**, pooled deviations from each take's own mean log interval
 (double blinks left out), so that rate differences between takes do not widen it. Log-normal CV
-sqrt(e^σ² − 1) ≈ 0.75, inside the published 0.5-1."""
+sqrt(e^σ² − 1) ≈ 0.73."""
 
-DOUBLE_BLINK_FRACTION = 0.076
-"""Fraction of blinks followed by another within 0.5 s: **data** (pooled spontaneous takes; 5 % idle,
-15 % in the emotion holds, 2 % in performances)."""
+DOUBLE_BLINK_FRACTION = 0.062
+"""Fraction of blinks followed by another within 0.5 s: **data** (pooled spontaneous takes, 160 blinks;
+5 % idle, 12 % in the emotion holds, 2 % in performances)."""
 
 DOUBLE_BLINK_GAP_S = (0.17, 0.40)
 """Peak-to-peak gap of a double blink, uniform: **data** (the short intervals measure 0.15-0.47 s,
@@ -129,7 +133,7 @@ LAG_SD_S = 0.0046
 idle take reads 0.8 ms, the emotion holds 13.5 ms with their flutter and winks); lids move together
 within a few ms (Kassem & Evinger 2006)."""
 
-AMPLITUDE_ASYMMETRY_SD = 0.059
+AMPLITUDE_ASYMMETRY_SD = 0.068
 """(left − right)/mean amplitude per blink, normal sd: **data** (pooled spontaneous takes; 0.012 idle)."""
 
 AMPLITUDE_RANGE = (0.9, 1.0)
@@ -464,37 +468,74 @@ class BlinkStage(ConversationalState):
             self.gaze_shift(amplitude)
 
     # -- the stage -------------------------------------------------------------------------------
-    def process(self, frame: FaceFrame) -> FaceFrame:
-        if self._t0_ns is not None and self._now is not None and frame.t_ns < self._t0_ns + round(self._now * 1e9):
+    def _tick(self, t_ns: int) -> float:
+        """Move the clock to ``t_ns`` (a new take if time went backwards); seconds since the first frame."""
+        if self._t0_ns is not None and self._now is not None and t_ns < self._t0_ns + round(self._now * 1e9):
             self._restart_clock()  # time went backwards: a new take
         if self._t0_ns is None:
-            self._t0_ns = frame.t_ns
-        now = (frame.t_ns - self._t0_ns) / 1e9
-        self._now = now
-        if self.watch_gaze:
-            self._watch(frame, now)
+            self._t0_ns = t_ns
+        self._now = (t_ns - self._t0_ns) / 1e9
+        return self._now
+
+    def _lids(self, now: float) -> tuple[float, float]:
+        """Closure (left, right) of the blinks under way at ``now``."""
         self._advance(now)
-        if self.mode == "auto" and frame.tracked:
-            return frame
         left = right = 0.0
         for b in self._blinks:
             bl, br = b.lids(now)
             left, right = max(left, bl), max(right, br)
-        if left <= 0.0 and right <= 0.0:
-            return frame
-        w = frame.weights.astype(np.float64)  # a copy: the frame's array is never touched
-        p = self.params
-        for (i_blink, i_up, i_down, i_squint, i_wide), b in zip(_EYES, (left, right)):
-            lid = w[i_blink]
-            out = max(lid, b) if self.mode == "augment" else lid + (1.0 - lid) * b
-            closed = (out - lid) / (1.0 - lid) if lid < 1.0 else 0.0  # part of the opening this blink shut
-            w[i_blink] = out
-            w[i_up] *= 1.0 - closed
-            w[i_wide] *= 1.0 - closed
-            w[i_down] += (1.0 - w[i_down]) * p.look_down * closed
-            w[i_squint] += (1.0 - w[i_squint]) * p.squint * closed
-        return frame.replace(weights=np.clip(w, 0.0, 1.0).astype(np.float32))
+        return left, right
 
+    def process(self, frame: FaceFrame) -> FaceFrame:
+        now = self._tick(frame.t_ns)
+        if self.watch_gaze:
+            self._watch(frame, now)
+        left, right = self._lids(now)
+        if (self.mode == "auto" and frame.tracked) or (left <= 0.0 and right <= 0.0):
+            return frame
+        w = self._apply(frame.weights.astype(np.float64)[None, :], np.array([[left, right]]))[0]
+        return frame.replace(weights=w)
+
+    def _apply(self, w: np.ndarray, lids: np.ndarray) -> np.ndarray:
+        """N×52 weights (float64, changed in place) with N×2 blink closures applied, as float32."""
+        p = self.params
+        for (i_blink, i_up, i_down, i_squint, i_wide), b in zip(_EYES, lids.T):
+            lid = w[:, i_blink].copy()
+            out = np.maximum(lid, b) if self.mode == "augment" else lid + (1.0 - lid) * b
+            open_part = 1.0 - lid
+            # part of the opening this blink shut
+            closed = np.divide(out - lid, open_part, out=np.zeros_like(lid), where=open_part > 0.0)
+            w[:, i_blink] = out
+            w[:, i_up] *= 1.0 - closed
+            w[:, i_wide] *= 1.0 - closed
+            w[:, i_down] += (1.0 - w[:, i_down]) * p.look_down * closed
+            w[:, i_squint] += (1.0 - w[:, i_squint]) * p.squint * closed
+        return np.clip(w, 0.0, 1.0).astype(np.float32)
+
+    def render(self, t_ns: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """`process` for a whole synthetic take at once: N×52 weights (float32) at the times ``t_ns``.
+
+        The same as processing untracked frames with these times and weights one by one (same seed,
+        same blinks, same numbers), without building frames; the stage's clock and state move on.
+        """
+        t_ns, w = _check_render(t_ns, weights)
+        if self.watch_gaze:
+            raise InputError("blink render: watch_gaze reads frames' gaze; process frames instead")
+        lids = np.array([self._lids(self._tick(int(t))) for t in t_ns]).reshape(-1, 2)
+        return self._apply(w, lids)
+
+
+def _check_render(t_ns: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (times int64, weights N×52 float64 copy) for the stages' ``render``."""
+    t = np.asarray(t_ns)
+    if t.ndim != 1 or not np.issubdtype(t.dtype, np.integer):
+        raise InputError(f"render t_ns: expected a 1-D array of integer nanoseconds, got {t.dtype} of shape {t.shape}")
+    if weights is None:
+        return t.astype(np.int64), np.zeros((len(t), arkit.COUNT))
+    w = np.asarray(weights, dtype=np.float32)
+    if w.shape != (len(t), arkit.COUNT) or not np.isfinite(w).all():
+        raise InputError(f"render weights: expected finite {len(t)}×{arkit.COUNT} values, got shape {w.shape}")
+    return t.astype(np.int64), w.astype(np.float64)
 
 
 def _lognormal_mu_for_mean(mean: float, sigma: float, floor: float) -> float:

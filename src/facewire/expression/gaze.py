@@ -9,11 +9,16 @@ or **design** (a choice where neither pins the number; the reason is given).
 
 Published ranges used:
 
-* Saccade main sequence: duration ≈ 2.2 ms/° · A + 21 ms (Carpenter 1988, after Bahill, Clark &
-  Stark 1975, *Math Biosci* 24:191; Baloh et al. 1975, *Neurology* 25:1065); peak velocity grows
-  with amplitude and saturates near 500-700 °/s. Microsaccades (< 1°, ≈ 1-2/s during fixation) lie
-  on the same main sequence (Zuber, Stark & Cook 1965, *Science* 150:1459; Martinez-Conde, Macknik &
-  Hubel 2004, *Nat Rev Neurosci* 5:229).
+* Saccade main sequence, peak velocity Vp = Vmax·(1 − e^(−A/C)) (the exponential form of Bahill,
+  Clark & Stark 1975, *Math Biosci* 24:191). Values: horizontal reflexive saccades of 100 healthy
+  people aged 6-76 peak at 213 ± 29, 352 ± 50 and 455 ± 67 °/s (mean ± SD) for 5°, 15° and 30°
+  targets (Hopf, Liesenfeld, Schmidtmann, Ashayer & Pitz 2018, video-oculography at 220 Hz,
+  PMC6143243); peak velocities saturate at 502 ± 32 °/s for saccades of 40° and more (Collewijn,
+  Erkelens & Steinman 1988, *J Physiol* 404:157, scleral coils, 3 subjects). The durations follow
+  from the half-cosine profile, D = (π/2)·A/Vp, close to the textbook line 2.2 ms/°·A + 21 ms
+  (Carpenter 1988). Microsaccades (< 1°, ≈ 1-2/s during fixation) lie on the same main sequence
+  (Zuber, Stark & Cook 1965, *Science* 150:1459; Martinez-Conde, Macknik & Hubel 2004, *Nat Rev
+  Neurosci* 5:229).
 * Fixations last ≈ 200-400 ms in reading and scene viewing (Rayner 1998, *Psychol Bull* 124:372).
 * In conversation listeners look at the speaker ≈ 75 % of the time, speakers at the listener
   ≈ 40 % (Argyle & Cook 1976; Kendon 1967, *Acta Psychol* 26:22); people avert their gaze while
@@ -34,7 +39,7 @@ amplitude, all takes                            median 3.4°, log-normal 3.8°, 
 fixation, all takes                             median 0.40 s, log-normal 0.45 s, σ 1.15
 fixation / amplitude, idle take                 log-normal 1.8 s, σ 1.11 / median 1.9°
 eyeLook weight 1 at (out / in / up / down)      43° / 31° / 25° / 35°
-eyeBlink gained looking down                    0.019 per °
+eyeBlink gained looking down                    0.018 per °
 eyeWide gained looking up                       0.035 per °
 ==============================================  =======================================
 
@@ -59,7 +64,7 @@ import numpy as np
 from .. import arkit
 from ..errors import InputError
 from ..frame import FaceFrame, Gaze
-from .blink import STATES, ConversationalState
+from .blink import STATES, BlinkStage, ConversationalState
 
 __all__ = [
     "BEHAVIOUR",
@@ -69,21 +74,26 @@ __all__ = [
     "GazeStage",
     "SaccadeEvent",
     "eye_look_weights",
+    "main_sequence_peak_velocity_deg_s",
     "saccade_duration_s",
     "saccade_peak_velocity_deg_s",
     "vergence_deg",
 ]
 
 # -- main sequence and microsaccades (literature) ----------------------------------------------------
-DURATION_SLOPE_S_PER_DEG = 0.0022
-"""Saccade duration per degree: **literature** (2.2 ms/°, Carpenter 1988; Bahill et al. 1975)."""
+MAIN_SEQUENCE_VMAX_DEG_S = 495.0
+"""Vmax of the peak-velocity main sequence Vp = Vmax·(1 − e^(−A/C)): **literature**, the weighted
+(1/SD²) least-squares fit of that curve to Hopf et al. 2018's horizontal means (213/352/455 °/s at
+5/15/30°) and Collewijn et al. 1988's asymptote (502 °/s, put at 60°). The fit passes within 0.75 SD
+of each (198/389/472 °/s; 494 °/s at 60°); ``tools/fit_blink_gaze.py`` repeats the fit."""
 
-DURATION_INTERCEPT_S = 0.021
-"""Saccade duration at zero amplitude: **literature** (21 ms, same)."""
+MAIN_SEQUENCE_C_DEG = 9.7
+"""C of the same main sequence (°): **literature**, same fit."""
 
-# The position follows a half cosine, so the peak velocity is π/2 × the mean velocity A/D:
-# 365 °/s at 10°, 480 °/s at 20°, 580 °/s at 40°, saturating at π/2 / 2.2 ms/° ≈ 714 °/s, inside the
-# published saturation at 500-700 °/s.
+PEAK_VELOCITY_LOG_SIGMA = 0.1
+"""Saccade-to-saccade spread of the peak velocity around the main sequence, σ of a log-normal
+factor: **design**, below the between-person SD of ≈ 14 % of the mean that Hopf et al. 2018 report
+(one face is one person; its own saccades scatter less than a population's means)."""
 
 MICROSACCADE_RATE_HZ = 1.5
 """Microsaccades per second of fixation, Poisson: **literature** (≈ 1-2/s, Martinez-Conde et al. 2004).
@@ -112,7 +122,7 @@ LOOK_FULL_DEG: Mapping[str, float] = MappingProxyType({"out": 43.1, "in": 31.0, 
 """Eye rotation (°) at which each eyeLook direction reaches weight 1: **data** (least-squares lines
 through zero over 26 502 open-eyed frames of all takes; ``stats.fit_eye_look``)."""
 
-LID_FOLLOW_DOWN_PER_DEG = 0.019
+LID_FOLLOW_DOWN_PER_DEG = 0.018
 """eyeBlink added per degree of downward gaze: **data** (``stats.lid_coupling``; the lid follows the
 eye, Becker & Fuchs 1988)."""
 
@@ -178,11 +188,16 @@ BEHAVIOUR: Mapping[str, GazeBehaviour] = MappingProxyType({
     # detector, which like the take misses refixations under 1° and so joins their fixations,
     # measures ≈ 2.1° and ≈ 1.7 s on generated streams. design: 5 % glances away.
     "rest": GazeBehaviour(fixation=(1.3, 1.1), away_fraction=0.05, scatter_deg=1.0),
-    # data: fixations of the active takes (0.45 s, σ 1.15); literature: listeners look at the speaker
-    # ≈ 75 % of the time (Argyle & Cook 1976); design: a face at 60 cm spans ≈ ±6°, scatter σ 2°.
-    "listening": GazeBehaviour(fixation=(0.45, 1.15), away_fraction=0.25, scatter_deg=2.0),
-    # literature: speakers look at the listener ≈ 40 % of the time (Argyle & Cook 1976; Kendon 1967).
-    "speaking": GazeBehaviour(fixation=(0.45, 1.15), away_fraction=0.6, scatter_deg=2.0, aversion_up=0.3),
+    # data: the expression-performance takes (a face attending to the camera) measure fixations of
+    # median 0.40 s (p10/p90 0.10/2.27 s); drawing 0.33 s (σ 1.15, the takes' spread) makes the same
+    # detector measure 0.38-0.40 s on generated streams, inside 0.2-0.4 s for active viewing (Rayner
+    # 1998). literature: listeners look at the speaker ≈ 75 % of the time (Argyle & Cook 1976);
+    # design: a face at 60 cm spans ≈ ±6°, scatter σ 2°.
+    "listening": GazeBehaviour(fixation=(0.33, 1.15), away_fraction=0.25, scatter_deg=2.0),
+    # data: the word-like speech take measures fixations of median 0.30 s (p10/p90 0.10/1.17 s);
+    # drawing 0.25 s makes the detector measure 0.30 s. literature: speakers look at the listener
+    # ≈ 40 % of the time (Argyle & Cook 1976; Kendon 1967).
+    "speaking": GazeBehaviour(fixation=(0.25, 1.15), away_fraction=0.6, scatter_deg=2.0, aversion_up=0.3),
     # literature: gaze aversion while thinking (Glenberg et al. 1998; Doherty-Sneddon & Phelps 2005);
     # design: 80 % away, longer holds (0.8 s), mostly upward.
     "thinking": GazeBehaviour(fixation=(0.8, 1.0), away_fraction=0.8, scatter_deg=2.0, aversion=(12.0, 0.3),
@@ -196,8 +211,9 @@ class GazeParams:
     """Every number `GazeStage` uses; the defaults are the module constants (see each one's source)."""
 
     behaviour: Mapping[str, GazeBehaviour] = field(default_factory=lambda: BEHAVIOUR)
-    duration_slope_s_per_deg: float = DURATION_SLOPE_S_PER_DEG
-    duration_intercept_s: float = DURATION_INTERCEPT_S
+    vmax_deg_s: float = MAIN_SEQUENCE_VMAX_DEG_S
+    c_deg: float = MAIN_SEQUENCE_C_DEG
+    peak_velocity_log_sigma: float = PEAK_VELOCITY_LOG_SIGMA
     microsaccade_rate_hz: float = MICROSACCADE_RATE_HZ
     microsaccade_amplitude: tuple[float, float, float] = MICROSACCADE_AMPLITUDE
     min_fixation_s: float = MIN_FIXATION_S
@@ -226,12 +242,13 @@ class GazeParams:
             if value is None or not (math.isfinite(value) and value > 0):
                 raise InputError(f"look_full_deg[{key!r}]: expected a positive angle in degrees, got {value!r}")
         object.__setattr__(self, "look_full_deg", MappingProxyType(full))
-        for name in ("duration_slope_s_per_deg", "duration_intercept_s", "min_fixation_s", "ipd_m",
+        for name in ("vmax_deg_s", "c_deg", "min_fixation_s", "ipd_m",
                      "camera_distance_m", "away_distance_m", "yaw_limit_deg"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise InputError(f"{name}: expected a positive number, got {value!r}")
-        for name in ("microsaccade_rate_hz", "latency_s", "lid_follow_down_per_deg", "lid_raise_up_per_deg"):
+        for name in ("microsaccade_rate_hz", "latency_s", "lid_follow_down_per_deg", "lid_raise_up_per_deg",
+                     "peak_velocity_log_sigma"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"{name}: expected a number ≥ 0, got {value!r}")
@@ -241,17 +258,28 @@ class GazeParams:
 
 
 # -- pure functions -----------------------------------------------------------------------------------
-def saccade_duration_s(amplitude_deg: float | np.ndarray, slope_s_per_deg: float = DURATION_SLOPE_S_PER_DEG,
-                       intercept_s: float = DURATION_INTERCEPT_S) -> float | np.ndarray:
-    """Main-sequence duration of a saccade of ``amplitude_deg``."""
-    return slope_s_per_deg * np.abs(amplitude_deg) + intercept_s
+def main_sequence_peak_velocity_deg_s(amplitude_deg: float | np.ndarray, vmax_deg_s: float = MAIN_SEQUENCE_VMAX_DEG_S,
+                                      c_deg: float = MAIN_SEQUENCE_C_DEG) -> float | np.ndarray:
+    """The main sequence's peak velocity for ``amplitude_deg``: Vmax·(1 − e^(−A/C))."""
+    return vmax_deg_s * (1.0 - np.exp(-np.abs(amplitude_deg) / c_deg))
 
 
-def saccade_peak_velocity_deg_s(amplitude_deg: float | np.ndarray, slope_s_per_deg: float = DURATION_SLOPE_S_PER_DEG,
-                                intercept_s: float = DURATION_INTERCEPT_S) -> float | np.ndarray:
-    """Peak velocity of the half-cosine saccade of ``amplitude_deg``: (π/2)·A/D."""
+def saccade_duration_s(amplitude_deg: float | np.ndarray, peak_velocity_deg_s: float | np.ndarray | None = None,
+                       vmax_deg_s: float = MAIN_SEQUENCE_VMAX_DEG_S, c_deg: float = MAIN_SEQUENCE_C_DEG) -> float | np.ndarray:
+    """Duration of a half-cosine saccade of ``amplitude_deg`` peaking at ``peak_velocity_deg_s``
+    (the main sequence's when not given): (π/2)·A/Vp, which tends to (π/2)·C/Vmax for tiny ones."""
     a = np.abs(amplitude_deg)
-    return math.pi / 2 * a / saccade_duration_s(a, slope_s_per_deg, intercept_s)
+    if peak_velocity_deg_s is None:
+        # the limit form keeps A → 0 finite: A / (1 − e^(−A/C)) → C
+        ratio = np.where(a > 1e-9, a / np.maximum(-np.expm1(-a / c_deg), 1e-300), c_deg)
+        return math.pi / 2 * ratio / vmax_deg_s
+    return math.pi / 2 * a / peak_velocity_deg_s
+
+
+def saccade_peak_velocity_deg_s(amplitude_deg: float | np.ndarray, vmax_deg_s: float = MAIN_SEQUENCE_VMAX_DEG_S,
+                                c_deg: float = MAIN_SEQUENCE_C_DEG) -> float | np.ndarray:
+    """Peak velocity of a saccade of ``amplitude_deg`` without spread (alias of the main sequence)."""
+    return main_sequence_peak_velocity_deg_s(amplitude_deg, vmax_deg_s, c_deg)
 
 
 def vergence_deg(distance_m: float, ipd_m: float = IPD_M) -> float:
@@ -318,7 +346,7 @@ class GazeStage(ConversationalState):
     clock still runs) and animates untracked ones; ``"synthetic"`` animates every frame (avatars).
     An animated frame gets ``gaze`` (per eye, with vergence for the target's distance), the eight
     ``eyeLook*`` weights (replaced; mapping in the module doc), and lids following the eye:
-    ``eyeBlink += (1 − eyeBlink)·0.019/° × down-gaze``, ``eyeWide += (1 − eyeWide)·0.035/° × up-gaze``.
+    ``eyeBlink += (1 − eyeBlink)·0.018/° × down-gaze``, ``eyeWide += (1 − eyeWide)·0.035/° × up-gaze``.
 
     ``target`` (also `look_at`): ``"camera"`` or ``"user"`` (straight ahead, 0°/0°, at
     ``camera_distance_m``), ``"free"`` (wandering with the takes' amplitudes and fixations), or a point
@@ -327,7 +355,8 @@ class GazeStage(ConversationalState):
     against ``frame.head`` yaw/pitch (clipped to the eyes' range), as they do to keep eye contact.
     ``state`` (also `set_state`): one of `blink.STATES`, choosing the `GazeBehaviour`.
 
-    Saccades follow the main sequence (duration 2.2 ms/°·A + 21 ms, half-cosine profile); the
+    Saccades follow the main sequence (peak velocity `MAIN_SEQUENCE_VMAX_DEG_S`·(1 − e^(−A/`MAIN_SEQUENCE_C_DEG`))
+    with a log-normal spread `PEAK_VELOCITY_LOG_SIGMA`, half-cosine profile, duration (π/2)·A/Vp); the
     eyes hold still between them apart from microsaccades. ``on_saccade(amplitude_deg, t_ns)`` is
     called for every saccade (not microsaccade) as it starts, e.g. with `BlinkStage.gaze_shift`.
     `saccades` keeps the most recent generated ones (microsaccades flagged). Timing is continuous
@@ -468,12 +497,21 @@ class GazeStage(ConversationalState):
         assert self._center is not None
         return self._move.at(t) if self._move is not None else self._center
 
-    def _saccade(self, t: float, start: np.ndarray, end: np.ndarray, micro: bool) -> float:
+    def _draw_duration(self, amplitude: float) -> tuple[float, float]:
+        """(duration s, peak velocity °/s) of a saccade of ``amplitude``: main sequence × spread."""
         p = self.params
+        peak = float(main_sequence_peak_velocity_deg_s(amplitude, p.vmax_deg_s, p.c_deg))
+        peak *= math.exp(self._rng.normal(0.0, p.peak_velocity_log_sigma)) if p.peak_velocity_log_sigma > 0 else 1.0
+        if amplitude <= 0 or peak <= 0:
+            return float(saccade_duration_s(0.0, None, p.vmax_deg_s, p.c_deg)), 0.0
+        return math.pi / 2 * amplitude / peak, peak
+
+    def _saccade(self, t: float, start: np.ndarray, end: np.ndarray, micro: bool,
+                 drawn: tuple[float, float] | None = None) -> float:
         amplitude = float(math.hypot(*(end[:2] - start[:2])))
-        duration = float(saccade_duration_s(amplitude, p.duration_slope_s_per_deg, p.duration_intercept_s))
+        duration, peak = drawn if drawn is not None else self._draw_duration(amplitude)
         self._move = _Move(t, duration, start, end)
-        self.saccades.append(SaccadeEvent(t, amplitude, duration, math.pi / 2 * amplitude / duration, micro))
+        self.saccades.append(SaccadeEvent(t, amplitude, duration, peak, micro))
         if not micro and self.on_saccade is not None and self._t0_ns is not None:
             self.on_saccade(amplitude, self._t0_ns + round(t * 1e9))
         return duration
@@ -501,7 +539,8 @@ class GazeStage(ConversationalState):
                 t = self._next_micro
                 median, sigma, limit = p.microsaccade_amplitude
                 amplitude = min(self._lognormal(median, sigma), limit)
-                duration = float(saccade_duration_s(amplitude, p.duration_slope_s_per_deg, p.duration_intercept_s))
+                drawn = self._draw_duration(amplitude)
+                duration = drawn[0]
                 if t >= self._move_end() and t + duration < self._fix_end:
                     here = self._position(t).copy()
                     back = self._center[:2] - here[:2]  # microsaccades keep the eye near its fixation point
@@ -509,43 +548,87 @@ class GazeStage(ConversationalState):
                     heading += self._rng.normal(0.0, math.radians(60))
                     end = here.copy()
                     end[:2] += amplitude * np.array([math.cos(heading), math.sin(heading)])
-                    self._saccade(t, here, end, micro=True)
+                    self._saccade(t, here, end, micro=True, drawn=drawn)
                 self._next_micro = self._draw_micro(t + duration)
             else:
                 break
 
     # -- the stage -------------------------------------------------------------------------------
-    def process(self, frame: FaceFrame) -> FaceFrame:
-        if self._t0_ns is not None and self._now is not None and frame.t_ns < self._t0_ns + round(self._now * 1e9):
+    def _tick(self, t_ns: int) -> float:
+        """Move the clock to ``t_ns`` (a new take if time went backwards) and the plan with it."""
+        if self._t0_ns is not None and self._now is not None and t_ns < self._t0_ns + round(self._now * 1e9):
             self._restart_clock()  # time went backwards: a new take
         if self._t0_ns is None:
-            self._t0_ns = frame.t_ns
-        now = (frame.t_ns - self._t0_ns) / 1e9
+            self._t0_ns = t_ns
+        now = (t_ns - self._t0_ns) / 1e9
         self._now = now
         self._advance(now)
+        return now
+
+    def process(self, frame: FaceFrame) -> FaceFrame:
+        now = self._tick(frame.t_ns)
         if self.mode == "auto" and frame.tracked:
             return frame
+        eyes = self._position(now)[None, :]
+        head = np.array([[frame.head.yaw_deg, frame.head.pitch_deg]])
+        w, g = self._apply(frame.weights.astype(np.float64)[None, :], eyes, head)
+        return frame.replace(gaze=Gaze(*(float(v) for v in g[0])), weights=w[0])
+
+    def _apply(self, w: np.ndarray, eyes: np.ndarray, head: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """N×52 weights (float64, changed in place) and N×3 planned (yaw, pitch, vergence) → weights
+        (float32) and per-eye gaze N×4 (`Gaze` order)."""
         p = self.params
-        yaw, pitch, vergence = (float(v) for v in self._position(now))
-        if self.compensate_head:
-            yaw -= frame.head.yaw_deg
-            pitch -= frame.head.pitch_deg
+        yaw, pitch, vergence = eyes[:, 0].copy(), eyes[:, 1].copy(), eyes[:, 2]
+        if self.compensate_head and head is not None:
+            yaw -= head[:, 0]
+            pitch -= head[:, 1]
         low, high = p.pitch_limits_deg
-        yaw = min(p.yaw_limit_deg, max(-p.yaw_limit_deg, yaw))
-        pitch = min(high, max(low, pitch))
+        yaw = np.clip(yaw, -p.yaw_limit_deg, p.yaw_limit_deg)
+        pitch = np.clip(pitch, low, high)
         half = vergence / 2.0  # each eye turns in: the left one to the subject's right (yaw < 0)
-        gaze = Gaze(left_yaw_deg=yaw - half, left_pitch_deg=pitch, right_yaw_deg=yaw + half, right_pitch_deg=pitch)
-        w = frame.weights.astype(np.float64)
-        look = eye_look_weights(gaze, p.look_full_deg)
-        for name, value in look.items():
-            w[_I[name]] = value
-        down = min(1.0, p.lid_follow_down_per_deg * max(0.0, -pitch))
-        up = min(1.0, p.lid_raise_up_per_deg * max(0.0, pitch))
+        gaze = np.stack([yaw - half, pitch, yaw + half, pitch], axis=1)
+        out, inward, up, down = (p.look_full_deg[k] for k in ("out", "in", "up", "down"))
+        ly, lp, ry, rp = gaze.T
+        looks = {
+            "eyeLookOutLeft": ly / out, "eyeLookInLeft": -ly / inward,
+            "eyeLookUpLeft": lp / up, "eyeLookDownLeft": -lp / down,
+            "eyeLookOutRight": -ry / out, "eyeLookInRight": ry / inward,
+            "eyeLookUpRight": rp / up, "eyeLookDownRight": -rp / down,
+        }
+        for name, value in looks.items():
+            w[:, _I[name]] = np.clip(value, 0.0, 1.0)
+        lid_down = np.minimum(1.0, p.lid_follow_down_per_deg * np.maximum(0.0, -pitch))
+        lid_up = np.minimum(1.0, p.lid_raise_up_per_deg * np.maximum(0.0, pitch))
         for side in ("Left", "Right"):
             i_blink, i_wide = _I["eyeBlink" + side], _I["eyeWide" + side]
-            w[i_blink] += (1.0 - w[i_blink]) * down
-            w[i_wide] += (1.0 - w[i_wide]) * up
-        return frame.replace(gaze=gaze, weights=np.clip(w, 0.0, 1.0).astype(np.float32))
+            w[:, i_blink] += (1.0 - w[:, i_blink]) * lid_down
+            w[:, i_wide] += (1.0 - w[:, i_wide]) * lid_up
+        return np.clip(w, 0.0, 1.0).astype(np.float32), gaze
+
+    def render(self, t_ns: np.ndarray, weights: np.ndarray | None = None,
+               blink: BlinkStage | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`process` (then ``blink.process``) for a whole synthetic take at once.
+
+        Returns N×52 weights (float32) and N×4 per-eye gaze (`Gaze` order) at the times ``t_ns``: the
+        same numbers as processing untracked frames with these times and weights one by one through
+        this stage and then ``blink`` (same seeds, same saccades and blinks, the ``on_saccade`` hook
+        called as it would be), without building frames. The head is taken as still.
+        """
+        from .blink import _check_render
+
+        t_ns, w = _check_render(t_ns, weights)
+        if blink is not None and blink.watch_gaze:
+            raise InputError("gaze render: the blink stage's watch_gaze reads frames' gaze; process frames instead")
+        eyes = np.empty((len(t_ns), 3))
+        lids = np.zeros((len(t_ns), 2))
+        for i, t in enumerate(t_ns):  # the event clocks step frame by frame, as process would
+            eyes[i] = self._position(self._tick(int(t)))
+            if blink is not None:
+                lids[i] = blink._lids(blink._tick(int(t)))
+        weights_out, gaze = self._apply(w, eyes, None)
+        if blink is not None:
+            weights_out = blink._apply(weights_out.astype(np.float64), lids)
+        return weights_out, gaze
 
     @property
     def looking_away(self) -> bool:
