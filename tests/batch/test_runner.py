@@ -1,0 +1,369 @@
+"""The batch runner on a real local Ray cluster (``ray start --head``, 2 CPUs, token auth, its own
+temp dir), driven by ``python -m facewire batch`` subprocesses: outputs equal a plain serial loop
+byte for byte, a SIGKILLed worker's items are retried, SIGINT stops cleanly and a re-run resumes,
+a corrupt file fails alone."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray")
+psutil = pytest.importorskip("psutil")
+
+_COLOURS = ("red", "blue", "green", "white", "black", "yellow", "purple", "orange", "silver", "golden")
+_THINGS = ("house", "table", "garden", "window", "river", "bottle", "pillow", "ticket", "button", "letter",
+           "rabbit", "candle", "mirror", "basket", "jacket", "kitten", "ladder", "pocket", "tunnel", "wagon")
+GROUPS = 10  # voice/g0 … voice/g9, 20 files each
+# Forced alignment (facewire.audio.align) keeps decoder state (CMN, added words) from one file to
+# the next in a process, so its output depends on what that process aligned before: not yet
+# deterministic across workers. Until that is fixed there, the cluster runs use recognition.
+USE_TRANSCRIPTS = False
+CLIP_FRAMES = 12
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- the library: 200 spoken lines, 24 video clips, and what a plain loop makes of them ---------------
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, shared_file):
+    from facewire.audio.io import write_wav
+    from facewire.audio.tts import synthesize
+
+    root = tmp_path_factory.mktemp("library")
+    rows = ["file,text"]
+    for i in range(GROUPS * len(_THINGS)):
+        text = f"the {_COLOURS[i % len(_COLOURS)]} {_THINGS[i // len(_COLOURS) % len(_THINGS)]}"
+        speech = synthesize(text, rate_wpm=300)
+        path = root / "voice" / f"g{i // 20}" / f"line{i:03d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_wav(path, speech.samples, speech.sample_rate)
+        rows.append(f"g{i // 20}/line{i:03d},{text}")
+    (root / "transcripts.csv").write_text("\n".join(rows) + "\n")
+    _cut_clips(sorted(shared_file("data/video/grid/bbaf2n.mpg").parent.glob("*.mpg")), root / "clips")
+    ref = root / "ref"
+    _serial_reference(root, ref)
+    return root
+
+
+def _cut_clips(videos: list[Path], out: Path) -> None:
+    """Four 12-frame H.264 clips from each GRID video (PyAV)."""
+    import av
+
+    out.mkdir()
+    for video in videos:
+        with av.open(str(video)) as container:
+            pictures = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        for k in range(4):
+            part = pictures[k * 18: k * 18 + CLIP_FRAMES]
+            with av.open(str(out / f"{video.stem}_{k}.mp4"), "w") as dst:
+                stream = dst.add_stream("libx264", rate=25)
+                stream.width, stream.height, stream.pix_fmt = part[0].shape[1], part[0].shape[0], "yuv420p"
+                stream.options = {"preset": "ultrafast"}
+                for i, rgb in enumerate(part):
+                    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                    frame.pts = i
+                    for packet in stream.encode(frame):
+                        dst.mux(packet)
+                for packet in stream.encode():
+                    dst.mux(packet)
+
+
+LIPSYNC_FORMATS = (("llf", ".llf.csv"), ("a2f", ".a2f.json"), ("jsonl", ".jsonl"))
+TRACK_FORMATS = (("jsonl", ".jsonl"), ("csv", ".csv"))
+
+
+def _serial_reference(root: Path, ref: Path) -> None:
+    """The plain loop: the library's own classes, no batch code, no Ray."""
+    import csv
+
+    from facewire.audio.lipsync import LipSync
+    from facewire.batch.jobs import item_seed
+    from facewire.expression.blink import BlinkStage
+    from facewire.expression.calibration import CalibrationStage
+    from facewire.expression.filters import OneEuroStage
+    from facewire.expression.gaze import GazeStage
+    from facewire.media import open_input
+    from facewire.takes import open_writer
+    from facewire.vision.video import TrackerOptions, VideoTracker
+
+    with open(root / "transcripts.csv", newline="") as f:
+        texts = {row["file"]: row["text"] for row in csv.DictReader(f)}
+    for wav in sorted((root / "voice").rglob("*.wav")):
+        item_id = wav.relative_to(root / "voice").as_posix()
+        seed = item_seed(item_id)
+        gaze = GazeStage(mode="synthetic", state="speaking", seed=seed)
+        blink = BlinkStage(mode="synthetic", state="speaking", seed=seed ^ 1)
+        lipsync = LipSync(fps=60, text=texts[item_id[:-4]] if USE_TRANSCRIPTS else None, source=item_id)
+        frames = [blink.process(gaze.process(f)) for f in lipsync.frames_from_file(wav)]
+        for fmt, suffix in LIPSYNC_FORMATS:
+            out = ref / "takes" / f"{item_id[:-4]}{suffix}"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open_writer(out, fmt, fps=60.0) as writer:
+                for frame in frames:
+                    writer.send(frame)
+    (ref / "tracks").mkdir(parents=True)
+    for clip in sorted((root / "clips").glob("*.mp4")):
+        tracker = VideoTracker(None, TrackerOptions(landmarks=True),
+                               stages=lambda: [CalibrationStage(mode="auto"), OneEuroStage()])
+        with open_input(clip) as source:
+            frames = [f for image in source for f in tracker.process(image, source=clip.name)]
+        for fmt, suffix in TRACK_FORMATS:
+            with open_writer(ref / "tracks" / f"{clip.stem}{suffix}", fmt) as writer:
+                for frame in frames:
+                    writer.send(frame)
+
+
+# -- the cluster --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node of 2 CPUs in its own session; stopped (its processes by id) even on failure."""
+    temp = tempfile.mkdtemp(prefix="fwray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    token = Path(temp) / "token"
+    token.write_text(secrets.token_hex(32))
+    env = {**os.environ, "RAY_memory_monitor_refresh_ms": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0"}
+    port = _free_port()
+    ray_cli = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         f"--temp-dir={temp}", "--object-store-memory=100000000", "--disable-usage-stats",
+         f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+         f"--runtime-env-agent-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if head.poll() is not None:
+                pytest.fail(f"ray start --head exited with {head.returncode}")
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            if time.monotonic() > deadline:
+                pytest.fail("the Ray head did not come up in 120 s")
+            time.sleep(0.2)
+        yield {"address": f"127.0.0.1:{port}", "env": env, "head": head}
+    finally:
+        _stop_cluster(head)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _stop_cluster(head: subprocess.Popen) -> None:
+    """SIGTERM then SIGKILL to the head's process tree, each process by its id (workers run in
+    sessions of their own, so a process group would miss them)."""
+    try:
+        tree = [psutil.Process(head.pid), *psutil.Process(head.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    for proc in tree:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=5)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        head.wait(5)
+
+
+def _batch(cluster, *args: str, cwd: Path) -> list[str]:
+    return [sys.executable, "-m", "facewire", "batch", *args, "--address", cluster["address"], "--quiet"]
+
+
+def _run(cluster, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(_batch(cluster, *args, cwd=cwd), cwd=cwd, env=cluster["env"], capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def _summary(stderr: str) -> dict[str, int]:
+    m = re.search(r"batch: (\d+) items: (\d+) done, (\d+) skipped \(done and unchanged\), (\d+) failed, (\d+) left",
+                  stderr)
+    assert m, stderr
+    return dict(zip(("total", "done", "skipped", "failed", "left"), map(int, m.groups())))
+
+
+def _statuses(manifest: Path) -> dict[str, str]:
+    with contextlib.closing(sqlite3.connect(manifest)) as db:
+        return dict(db.execute("SELECT id, status FROM items").fetchall())
+
+
+def _same_files(out: Path, ref: Path, ids_suffixes: list[str]) -> None:
+    for rel in ids_suffixes:
+        assert (out / rel).read_bytes() == (ref / rel).read_bytes(), rel
+
+
+def _partials(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".part")]
+
+
+def _lipsync_rels(groups) -> list[str]:
+    return [f"g{g}/line{i:03d}{suffix}" for g in groups for i in range(g * 20, g * 20 + 20)
+            for _, suffix in LIPSYNC_FORMATS]
+
+
+TEXT_KEY = "    text_from: transcripts.csv\n" if USE_TRANSCRIPTS else ""
+TEXT_FLAGS = ("--text-from", "transcripts.csv") if USE_TRANSCRIPTS else ()
+
+
+def _job_file(root: Path, name: str, out: str, voice_glob: str, clip_glob: str | None) -> Path:
+    jobs = [(f"  - kind: lipsync\n    inputs: '{voice_glob}'\n    out: {out}/takes\n"
+             f"    formats: [llf.csv, a2f.json, jsonl]\n{TEXT_KEY}    alive: true\n")]
+    if clip_glob:
+        jobs.append(f"  - kind: track\n    inputs: ['{clip_glob}']\n    out: {out}/tracks\n    formats: jsonl,csv\n")
+    path = root / name
+    path.write_text("jobs:\n" + "".join(jobs))
+    return path
+
+
+# -- the tests ----------------------------------------------------------------------------------------
+def test_cluster_batch_equals_the_serial_loop_byte_for_byte(cluster, library):
+    job = _job_file(library, "all.yaml", "all", "voice/**/*.wav", "clips/*.mp4")
+    done = _run(cluster, str(job), cwd=library)
+    assert done.returncode == 0, done.stderr
+    assert _summary(done.stderr) == {"total": 224, "done": 224, "skipped": 0, "failed": 0, "left": 0}
+    ref, out = library / "ref", library / "all"
+    _same_files(out / "takes", ref / "takes", _lipsync_rels(range(GROUPS)))
+    clips = sorted(p.name for p in (ref / "tracks").iterdir())
+    assert len(clips) == 48
+    _same_files(out / "tracks", ref / "tracks", clips)
+    assert not _partials(out)
+    statuses = _statuses(out / "takes/.facewire-batch.sqlite")
+    assert len(statuses) == 200 and set(statuses.values()) == {"done"}
+    assert set(_statuses(out / "tracks/.facewire-batch.sqlite").values()) == {"done"}
+    again = _run(cluster, str(job), cwd=library)  # done and unchanged: nothing runs
+    assert again.returncode == 0, again.stderr
+    assert _summary(again.stderr) == {"total": 224, "done": 0, "skipped": 224, "failed": 0, "left": 0}
+
+
+def test_one_worker_gives_the_same_bytes(cluster, library):
+    job = _job_file(library, "one.yaml", "one", "voice/g[0]/*.wav", "clips/bbaf2n_*.mp4")
+    done = _run(cluster, str(job), "--workers", "1", cwd=library)
+    assert done.returncode == 0, done.stderr
+    assert _summary(done.stderr)["done"] == 24
+    _same_files(library / "one/takes", library / "ref/takes", _lipsync_rels([0]))
+    _same_files(library / "one/tracks", library / "ref/tracks",
+                [f"bbaf2n_{k}{s}" for k in range(4) for _, s in TRACK_FORMATS])
+    with contextlib.closing(sqlite3.connect(library / "one/takes/.facewire-batch.sqlite")) as db:
+        workers = {w for (w,) in db.execute("SELECT worker FROM items")}
+    assert len(workers) == 1  # one worker process did every item
+
+
+def _wait_done(manifest: Path, at_least: int, proc: subprocess.Popen, timeout_s: float = 120) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the batch ended before {at_least} items were done: {proc.communicate()[1]}")
+        if manifest.exists():
+            with contextlib.suppress(sqlite3.Error):
+                if list(_statuses(manifest).values()).count("done") >= at_least:
+                    return at_least
+        time.sleep(0.05)
+    pytest.fail(f"fewer than {at_least} items done in {timeout_s} s")
+
+
+def _busy_workers(cluster) -> list[psutil.Process]:
+    head = psutil.Process(cluster["head"].pid)
+    busy = []
+    for proc in head.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            title = " ".join(proc.cmdline())
+            if title.startswith("ray::") and "facewire-batch" in title:  # a worker running one of our tasks
+                busy.append(proc)
+    return busy
+
+
+def test_a_killed_worker_is_retried_and_nothing_is_lost(cluster, library):
+    out = library / "killed"
+    manifest = out / ".facewire-batch.sqlite"
+    cmd = _batch(cluster, "lipsync", "voice/g[1-5]/*.wav", *TEXT_FLAGS, "--out", str(out),
+                 "--format", "llf.csv,a2f.json,jsonl", "--alive", cwd=library)
+    proc = subprocess.Popen(cmd, cwd=library, env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _wait_done(manifest, 5, proc)
+        victims = []
+        deadline = time.monotonic() + 30
+        while not victims and time.monotonic() < deadline:
+            victims = _busy_workers(cluster)
+        assert victims, "no busy Ray worker found"
+        os.kill(victims[0].pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert _summary(err) == {"total": 100, "done": 100, "skipped": 0, "failed": 0, "left": 0}
+    _same_files(out, library / "ref/takes", _lipsync_rels(range(1, 6)))
+    assert not _partials(out)
+    assert sorted(p.name for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")) == \
+        sorted(Path(r).name for r in _lipsync_rels(range(1, 6)))  # none missing, none extra
+    assert set(_statuses(manifest).values()) == {"done"}
+
+
+def test_sigint_stops_cleanly_and_a_rerun_does_only_the_rest(cluster, library):
+    out = library / "interrupted"
+    manifest = out / ".facewire-batch.sqlite"
+    args = ("lipsync", "voice/g[6-9]/*.wav", *TEXT_FLAGS, "--out", str(out),
+            "--format", "llf.csv,a2f.json,jsonl", "--alive")
+    proc = subprocess.Popen(_batch(cluster, *args, cwd=library), cwd=library, env=cluster["env"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_done(manifest, 8, proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    first = _summary(err)
+    assert "interrupted" in err and first["left"] > 0 and first["failed"] == 0
+    statuses = _statuses(manifest)
+    finished = sorted(i for i, s in statuses.items() if s == "done")
+    assert len(finished) == first["done"] and "running" not in statuses.values()
+    assert not _partials(out)
+    _same_files(out, library / "ref/takes", [f"{i[:-4]}{s}" for i in finished for _, s in LIPSYNC_FORMATS])
+
+    again = _run(cluster, *args, cwd=library)
+    assert again.returncode == 0, again.stderr
+    second = _summary(again.stderr)
+    assert second == {"total": 80, "done": 80 - len(finished), "skipped": len(finished), "failed": 0, "left": 0}
+    _same_files(out, library / "ref/takes", _lipsync_rels(range(6, 10)))
+
+
+def test_a_corrupt_and_a_missing_file_fail_alone(cluster, library, tmp_path):
+    voice = tmp_path / "voice"
+    voice.mkdir()
+    for i in range(3):
+        shutil.copy(library / f"voice/g0/line{i:03d}.wav", voice / f"good{i}.wav")
+    (voice / "corrupt.wav").write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    (voice / "gone.wav").symlink_to(tmp_path / "nowhere.wav")  # listed, unreadable
+    done = _run(cluster, "lipsync", "voice/*.wav", "--out", "takes", "--format", "jsonl", cwd=tmp_path)
+    assert done.returncode == 4, done.stderr  # some items failed; the others still ran
+    assert _summary(done.stderr) == {"total": 5, "done": 3, "skipped": 0, "failed": 2, "left": 0}
+    assert re.search(r"failed: corrupt\.wav: .*corrupt\.wav: not a readable audio file", done.stderr)
+    assert re.search(r"failed: gone\.wav: cannot read .*gone\.wav", done.stderr)
+    with contextlib.closing(sqlite3.connect(tmp_path / "takes/.facewire-batch.sqlite")) as db:
+        rows = {i: (s, a, e) for i, s, a, e in db.execute("SELECT id, status, attempts, error FROM items")}
+    assert rows["corrupt.wav"][0] == "failed" and rows["corrupt.wav"][1] == 1  # bad input: not retried
+    assert "not a readable audio file" in rows["corrupt.wav"][2]
+    assert rows["gone.wav"][0] == "failed" and rows["good0.wav"][0] == "done"
+    assert sorted(p.name for p in (tmp_path / "takes").glob("*.jsonl")) == ["good0.jsonl", "good1.jsonl", "good2.jsonl"]
