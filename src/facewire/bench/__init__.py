@@ -13,8 +13,8 @@ from ..plugins import module_exists
 
 __all__ = ["BENCHMARKS", "register"]
 
-BENCHMARKS = ("track", "accuracy", "lipsync", "alive", "completion", "render", "likeness", "watermark", "batch",
-              "serve")
+BENCHMARKS = ("track", "accuracy", "lipsync", "alive", "affect", "completion", "render", "likeness", "watermark",
+              "batch", "serve")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
