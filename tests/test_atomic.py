@@ -203,3 +203,24 @@ def test_sigkill_mid_write_leaves_old_destination(tmp_path):
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     assert dest.read_text() == "old line\n"
+
+
+def test_write_private_is_0600_from_the_start_and_never_overwrites_by_accident(tmp_path) -> None:
+    import os
+    import stat
+
+    from facewire.atomic import write_private
+    from facewire.errors import OutputError
+
+    old = os.umask(0)  # even with a permissive umask
+    try:
+        key = tmp_path / "k.pem"
+        write_private(key, b"secret-1")
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600 and key.read_bytes() == b"secret-1"
+        with pytest.raises(OutputError, match=r"already exists \(use --force\)"):
+            write_private(key, b"secret-2", exists_hint="use --force")
+        write_private(key, b"secret-2", replace=True)
+        assert key.read_bytes() == b"secret-2" and stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pem"]  # no temporary sibling left
+    finally:
+        os.umask(old)

@@ -17,7 +17,7 @@ from typing import IO, Any, Iterator
 
 from .errors import InputError, OutputError
 
-__all__ = ["atomic_write", "STDIO"]
+__all__ = ["STDIO", "atomic_write", "write_private"]
 
 STDIO = "-"
 """The path that means standard output (writes to it are not atomic)."""
@@ -153,3 +153,35 @@ def atomic_write(
                 tmp.close()
             with contextlib.suppress(OSError):
                 os.unlink(tmp.name)
+
+
+def write_private(path: str | os.PathLike[str], data: bytes, *, replace: bool = False,
+                  exists_hint: str = "remove it first") -> None:
+    """Write a secret (a private key) to a file that is mode 0600 from its first byte on, fsynced.
+
+    An existing file is an error (``exists_hint`` says what to do) unless ``replace``: then a
+    temporary sibling is written and renamed over ``path``, so an old key is never half-replaced.
+    """
+    path = os.fspath(path)
+    directory, name = os.path.split(path)
+    target = os.path.join(directory, f".{name}.new") if replace else path
+    if replace:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise OutputError(f"cannot write {path}: it already exists ({exists_hint})") from exc
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            os.replace(target, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc

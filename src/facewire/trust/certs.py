@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, write_private
 from ..errors import InputError, OutputError
 
 __all__ = ["CHAIN_NAME", "KEY_NAME", "ROOT_NAME", "SigningChain", "create_signing_chain"]
@@ -125,24 +125,6 @@ def _name(common_name: str) -> x509.Name:
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "facewire")])
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Create a key file with mode 0600 from the start (never world-readable, not even briefly)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise OutputError(f"cannot write {path}: it already exists (remove it to make a new chain)") from exc
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
 def create_signing_chain(directory: str | os.PathLike[str], *, subject: str = "facewire local signer",
                          passphrase: bytes | None = None, now: dt.datetime | None = None) -> SigningChain:
     """Make a root CA and an ES256 signer in ``directory`` (``root.pem``, ``chain.pem``,
@@ -199,8 +181,8 @@ def create_signing_chain(directory: str | os.PathLike[str], *, subject: str = "f
 
     encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
                   else serialization.NoEncryption())
-    _write_private(key_path, signer_key.private_bytes(serialization.Encoding.PEM,
-                                                      serialization.PrivateFormat.PKCS8, encryption))
+    write_private(key_path, signer_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     encryption), exists_hint="remove it to make a new chain")
     with atomic_write(directory / ROOT_NAME, "wb") as f:
         f.write(root.public_bytes(serialization.Encoding.PEM))
     with atomic_write(directory / CHAIN_NAME, "wb") as f:

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, write_private
 from ..errors import InputError, OutputError
 from .store import TrustHome
 
@@ -141,30 +141,6 @@ def read_passphrase(env_var: str | None = None, file: str | os.PathLike[str] | N
 
 
 # -- files --------------------------------------------------------------------------------------
-def _write_private(path: Path, data: bytes, *, replace: bool) -> None:
-    """Write a private key file that is mode 0600 from its first byte on; with ``replace`` a
-    temporary sibling is written then renamed over ``path`` so an old key is never half-replaced."""
-    target = path.with_name(f".{path.name}.new") if replace else path
-    if replace:
-        target.unlink(missing_ok=True)
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise OutputError(f"cannot write {path}: it already exists (use --force to replace the identity)") from exc
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(target, path)
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
 def save_identity(identity: Identity, home: TrustHome, passphrase: bytes | None = None, *,
                   force: bool = False) -> None:
     """Write ``identity`` into ``home``: the private key (0600), the public key and identity.json."""
@@ -176,7 +152,8 @@ def save_identity(identity: Identity, home: TrustHome, passphrase: bytes | None 
                   else serialization.NoEncryption())
     pem = identity.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                              encryption)
-    _write_private(home.key_file, pem, replace=home.key_file.exists())
+    write_private(home.key_file, pem, replace=home.key_file.exists(),
+                  exists_hint="use --force to replace the identity")
     with atomic_write(home.public_key_file, "wb") as f:
         f.write(identity.public_key.pem())
     with atomic_write(home.identity_file) as f:
