@@ -1,123 +1,28 @@
-"""Text affect: the sentence table (written before the analyser), negation, intensifiers, questions,
+"""Text affect: the sentence tables of ``data/`` (their headers say when they were written), negation, intensifiers, questions,
 bad input, and the conversation rules (calm when tense, surprise at unexpected information)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from facewire.bench.affect import load_table, text_agreement
 from facewire.errors import InputError
 from facewire.expression.affect import MAX_TEXT_CHARS, ConversationAffect, analyse
+from facewire.expression.emotion import EMOTIONS
 from facewire.expression.face_affect import confusion
 
-# (text, expected category): written before the analyser existed, then its cue lists were made.
-SENTENCES = [
-    # happiness
-    ("I'm so happy to see you again!", "happiness"),
-    ("That's wonderful news, congratulations!", "happiness"),
-    ("Thank you so much, this made my day.", "happiness"),
-    ("I love this song, it always cheers me up.", "happiness"),
-    ("We had a great time at the beach.", "happiness"),
-    ("What a lovely present, I really enjoy it.", "happiness"),
-    ("I'm delighted with how the project turned out.", "happiness"),
-    ("Haha, that joke was brilliant.", "happiness"),
-    # sadness
-    ("I miss my grandmother so much.", "sadness"),
-    ("My dog died last week and I feel empty.", "sadness"),
-    ("I'm not happy about how things ended.", "sadness"),
-    ("I feel so lonely since she left.", "sadness"),
-    ("We lost the game and everyone is depressed.", "sadness"),
-    ("I'm sorry for your loss.", "sadness"),
-    ("Nothing I do seems to matter anymore.", "sadness"),
-    ("I cried all night after the funeral.", "sadness"),
-    # surprise
-    ("Wow, I didn't know that!", "surprise"),
-    ("Really? You won the lottery?", "surprise"),
-    ("It turns out the old house was built by my great-grandfather.", "surprise"),
-    ("Actually, the meeting was moved to today!", "surprise"),
-    ("No way, you're getting married?!", "surprise"),
-    ("I can't believe it, she's here already!", "surprise"),
-    ("Whoa, that came out of nowhere!", "surprise"),
-    ("What? The shop closed down?", "surprise"),
-    # fear
-    ("I'm scared of what the doctor will say.", "fear"),
-    ("There's someone outside the window, I'm terrified.", "fear"),
-    ("I'm afraid we might not make it in time.", "fear"),
-    ("The noise downstairs is making me nervous.", "fear"),
-    ("I'm worried the storm will flood the house.", "fear"),
-    ("Please help me, I think I'm in danger.", "fear"),
-    ("I panic every time I have to fly.", "fear"),
-    ("What if they find out and come after us?", "fear"),
-    # anger
-    ("I'm furious with you for lying to me!", "anger"),
-    ("This is outrageous, I want my money back!", "anger"),
-    ("Stop interrupting me, it makes me so angry.", "anger"),
-    ("You ruined everything, I hate you!", "anger"),
-    ("Why do you never listen to me? I'm sick of it!", "anger"),
-    ("The service was terrible and I'm really mad.", "anger"),
-    ("How dare you speak to me like that!", "anger"),
-    ("I'm so annoyed that they cancelled again.", "anger"),
-    # disgust
-    ("Ew, this milk smells rotten.", "disgust"),
-    ("That's disgusting, there's a hair in my soup.", "disgust"),
-    ("The bathroom was filthy and it made me sick.", "disgust"),
-    ("Yuck, I hate the taste of this.", "disgust"),
-    ("The garbage was covered in maggots, gross.", "disgust"),
-    ("His behaviour was revolting.", "disgust"),
-    ("The food was greasy and nauseating.", "disgust"),
-    ("Eww, don't touch me with those slimy hands.", "disgust"),
-    # contempt
-    ("Whatever, your opinion is pathetic.", "contempt"),
-    ("Oh please, as if you could do any better.", "contempt"),
-    ("He's such a pompous fool.", "contempt"),
-    ("That plan is ridiculous, only an idiot would try it.", "contempt"),
-    ("I don't even take those amateurs seriously.", "contempt"),
-    ("How typical of you, lazy as always.", "contempt"),
-    ("Their so-called expert is a joke.", "contempt"),
-    ("Please, spare me your cheap excuses.", "contempt"),
-    # neutral
-    ("The meeting is at three o'clock.", "neutral"),
-    ("Please pass me the salt.", "neutral"),
-    ("The train leaves from platform four.", "neutral"),
-    ("I'll send you the file tomorrow.", "neutral"),
-    ("The report has twelve pages.", "neutral"),
-    ("Turn left at the next corner.", "neutral"),
-    ("We need to buy bread and milk.", "neutral"),
-    ("The store opens at nine on weekdays.", "neutral"),
-]
-
-# Written after the cue lists and never tuned on: a held-out check of how far the rules generalise.
-HELDOUT = [
-    ("Our team finally won the championship, I'm thrilled!", "happiness"),
-    ("It was a beautiful sunny morning and we laughed a lot.", "happiness"),
-    ("You're the best friend anyone could ask for.", "happiness"),
-    ("I feel miserable and tired of everything.", "sadness"),
-    ("She never came back, and the house feels so quiet now.", "sadness"),
-    ("My heart sank when I read the letter.", "sadness"),
-    ("Hold on, the package arrived a week early?", "surprise"),
-    ("I had no idea you could play the piano!", "surprise"),
-    ("Oh my god, it actually worked!", "surprise"),
-    ("I'm frightened of the dark alley behind the station.", "fear"),
-    ("The thought of the exam fills me with dread.", "fear"),
-    ("Something is following us, we need to run.", "fear"),
-    ("I can't stand your constant lies anymore!", "anger"),
-    ("They stole my bike and I'm absolutely livid.", "anger"),
-    ("Get out of my office right now!", "anger"),
-    ("The sink was clogged with greasy, stinking sludge.", "disgust"),
-    ("That cockroach crawling on the cake is revolting.", "disgust"),
-    ("I nearly threw up when I smelled the fridge.", "disgust"),
-    ("Nobody cares about your little hobby.", "contempt"),
-    ("What a clown, he thinks he's a genius.", "contempt"),
-    ("Sure, like your advice was ever useful.", "contempt"),
-    ("The package weighs two kilograms.", "neutral"),
-    ("Call me when you get to the station.", "neutral"),
-    ("The form has three fields to fill in.", "neutral"),
-]
+DATA = Path(__file__).parent / "data"
+SENTENCES = load_table(DATA / "affect_original.tsv")  # before the first analyser; its cues came from it
+HELDOUT = load_table(DATA / "affect_heldout.tsv")  # after the first analyser's cues, never tuned on by it
+FRESH = load_table(DATA / "affect_fresh.tsv")  # before this analyser (seen while developing it)
+BLIND = load_table(DATA / "affect_blind.tsv")  # before this analyser, run only once it was final
 
 
 def _agreement(table):
-    truth = [e for _, e in table]
-    seen = [analyse(text).emotion for text, _ in table]
-    return sum(t == s for t, s in zip(truth, seen)) / len(table), confusion(truth, seen)
+    agreement, truth, seen = text_agreement(table)
+    return agreement, confusion(truth, seen)
 
 
 def test_sentence_table_agreement():
@@ -131,6 +36,36 @@ def test_held_out_sentences_do_better_than_chance():
     agreement, table = _agreement(HELDOUT)
     print(f"\nheld-out sentences: {agreement:.0%} agreement\n{table}")
     assert agreement >= 0.5  # eight categories: chance is 12.5 %
+
+
+def test_fresh_table_written_before_the_analyser():
+    assert len(FRESH) >= 80 and {e for _, e in FRESH} == set(EMOTIONS)
+    agreement, table = _agreement(FRESH)
+    print(f"\nfresh table: {agreement:.0%} agreement\n{table}")
+    assert agreement >= 0.8
+
+
+def test_blind_table_does_far_better_than_chance():
+    agreement, table = _agreement(BLIND)
+    print(f"\nblind table: {agreement:.0%} agreement\n{table}")
+    assert agreement >= 0.6  # measured 71 % when the analyser was frozen; chance is 12.5 %
+
+
+def test_clauses_negation_idioms_and_constructions():
+    assert analyse("It was a bit scary at first, but in the end we had a great time.").emotion == "happiness"
+    assert analyse("I can't stop worrying about it.").emotion == "fear"  # "can't stop" negates nothing
+    assert analyse("You sold the house?").emotion == "surprise"  # a declarative question
+    assert analyse("Where is the house?").emotion == "neutral"  # an information question
+    assert analyse("Why do you keep doing this?").emotion == "anger"
+    assert analyse("What if the bridge falls?").emotion == "fear"
+    assert analyse("Sure, please send it.").emotion == "neutral"  # politeness is no feeling
+
+
+def test_table_loader_refuses_a_malformed_row(tmp_path):
+    bad = tmp_path / "t.tsv"
+    bad.write_text("# header\nhappy\tuser\tI am glad.\n", encoding="utf-8")
+    with pytest.raises(InputError, match="t.tsv:2"):
+        load_table(bad)
 
 
 def test_negation_intensifiers_and_questions():
