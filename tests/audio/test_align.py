@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from facewire.audio.align import AlignmentError, align
+from facewire.audio.align import Aligner, AlignmentError, align
 from facewire.audio.io import load_audio
 from facewire.audio.sphinx import normalize_words, phone_label
 from facewire.errors import InputError
@@ -65,6 +65,32 @@ def test_unknown_words_get_a_pronunciation(shared_file):
     assert [p.word for p in phones if p.word][-1] == "meterz"
 
 
+@pytest.mark.parametrize("voice", ["en-gb-x-rp", "en-us+f3"])  # both held out of the viseme model's training
+def test_espeak_speech_aligns_to_its_own_phone_timing(voice):
+    from facewire.audio.tts import synthesize
+    from facewire.bench.lipsync import frame_accuracy
+
+    text = "the neighbour carried a parcel to the harbour before dinner"
+    speech = synthesize(text, voice=voice, rate_wpm=190)
+    dur = len(speech.samples) / speech.sample_rate
+    acoustic = align(speech.samples, text, sample_rate=speech.sample_rate)
+    _contiguous(acoustic, dur)
+    sphinx_only = Aligner(method="sphinx").align(speech.samples, text, sample_rate=speech.sample_rate)
+    a = frame_accuracy(acoustic, speech.phones, dur)
+    b = frame_accuracy(sphinx_only, speech.phones, dur)
+    assert a >= 0.7 and a >= b + 0.05, (a, b)
+
+
+def test_british_speech_can_choose_the_non_rhotic_pronunciation():
+    from facewire.audio.tts import synthesize
+
+    speech = synthesize("the market", voice="en-gb-x-rp", rate_wpm=150)
+    phones = align(speech.samples, "the market", sample_rate=speech.sample_rate)
+    assert [p.label for p in phones if p.word == "market"] == ["M", "AA", "K", "IH", "T"]
+    plain = Aligner(variants=False).align(speech.samples, "the market", sample_rate=speech.sample_rate)
+    assert "R" in [p.label for p in plain if p.word == "market"]
+
+
 def test_empty_transcript_is_an_input_error():
     with pytest.raises(InputError, match="expected words"):
         align(np.zeros(16000, np.float32), " ,. ")
@@ -78,4 +104,5 @@ def test_other_sample_rates_align_the_same(shared_file):
     a = [p for p in align(x, text) if p.label != "SIL"]
     b = [p for p in align(resample_poly(x, 3, 1).astype(np.float32), text, sample_rate=48000) if p.label != "SIL"]
     assert [p.label for p in a] == [p.label for p in b]
-    assert max(abs(p.start_s - q.start_s) for p, q in zip(a, b)) <= 0.03
+    # the resampled copy differs slightly in its spectrum: the network may move a boundary by a frame or four
+    assert max(abs(p.start_s - q.start_s) for p, q in zip(a, b)) <= 0.05

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from facewire.audio.io import load_audio
-from facewire.audio.recognize import STABLE_LAG_S, PhoneRecognizer, recognize
+from facewire.audio.recognize import (
+    ALLPHONE_LAG_S,
+    STABLE_LAG_S,
+    PhoneRecognizer,
+    recognize,
+)
 from facewire.mouth import phone_visemes
 
 TEXT = "please bring me some paper and a blue pen before lunch"
@@ -38,9 +43,13 @@ def test_espeak_speech_gives_mostly_the_right_visemes():
     t = np.arange(0, speech.phones[-1].end_s, 1 / 60)
     truth = _visemes_at(list(speech.phones), t)
     acc = np.mean(_visemes_at(phones, t) == truth)
-    # the best constant guess (the most common true viseme) is the floor to beat clearly
+    # the best constant guess (the most common true viseme) is the floor to beat clearly; the
+    # +f3 variant and this sentence were never heard in training (tools/train_visemes.py)
     floor = max(np.mean(truth == v) for v in set(truth))
-    assert acc >= 0.5 and acc >= floor + 0.25, (acc, floor)
+    assert acc >= 0.6 and acc >= floor + 0.4, (acc, floor)
+    allphone = recognize(speech.samples, sample_rate=speech.sample_rate, method="allphone")
+    _contiguous(allphone, len(speech.samples) / speech.sample_rate)
+    assert np.mean(_visemes_at(allphone, t) == truth) >= floor + 0.2
 
 
 def test_silence_gives_only_sil():
@@ -59,10 +68,11 @@ def test_empty_input_gives_no_phones():
     assert recognize(np.zeros(0, np.float32)) == []
 
 
-def test_streaming_matches_offline(shared_file):
+@pytest.mark.parametrize("method", ["acoustic", "allphone"])
+def test_streaming_matches_offline(shared_file, method):
     x = load_audio(shared_file("data/speech/librivox/ss01-0880.wav"))
-    offline = recognize(x)
-    rec = PhoneRecognizer()
+    offline = recognize(x, method=method)
+    rec = PhoneRecognizer(method=method)
     streamed = []
     rng = np.random.default_rng(0)
     i = 0
@@ -74,18 +84,32 @@ def test_streaming_matches_offline(shared_file):
     _contiguous(streamed, len(x) / 16000)
     t = np.arange(0, len(x) / 16000, 0.01)
     agree = np.mean(_visemes_at(streamed, t) == _visemes_at(offline, t))
-    # live cepstral normalisation differs from the offline whole-utterance one: close, not equal
-    assert agree >= 0.6, agree
+    # allphone: live cepstral normalisation differs from the offline one (close, not equal);
+    # acoustic: the same features, the search fixed after a bounded lag
+    assert agree >= (0.95 if method == "acoustic" else 0.6), agree
 
 
-def test_streaming_phones_are_final_after_the_lag(shared_file):
+def test_streaming_phones_are_final_within_the_lag(shared_file):
     x = load_audio(shared_file("data/speech/pocketsphinx/goforward.wav"))
     rec = PhoneRecognizer()
     lags = []
     for i in range(0, len(x), 320):
         lags += [rec.position_s - p.end_s for p in rec.feed(x[i:i + 320])]
-    assert lags and min(lags) >= STABLE_LAG_S - 1e-9
+    assert len(lags) >= 5 and max(lags) <= STABLE_LAG_S + 0.02 + 1e-9
     rec.finish()
+    rec = PhoneRecognizer(method="allphone")
+    lags = []
+    for i in range(0, len(x), 320):
+        lags += [rec.position_s - p.end_s for p in rec.feed(x[i:i + 320])]
+    assert lags and min(lags) >= ALLPHONE_LAG_S - 1e-9
+    rec.finish()
+
+
+def test_unknown_method_is_an_input_error():
+    from facewire.errors import InputError
+
+    with pytest.raises(InputError, match="method"):
+        recognize(np.zeros(160, np.float32), method="words")
 
 
 def test_streaming_other_rates_and_int16_and_reset():

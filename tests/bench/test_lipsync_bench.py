@@ -24,11 +24,30 @@ def test_measures_on_hand_made_phones():
     assert n == 2 and sorted(errs.round(3).tolist()) == [0.0, 0.03]
 
 
+def test_training_never_hears_a_benchmark_sentence():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "tools" / "train_visemes.py"
+    spec = importlib.util.spec_from_file_location("train_visemes", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    import numpy as np
+
+    words = tool.vocabulary()
+    made = tool.make_sentences(300, np.random.default_rng(0), words)
+    bench_content = {w for s in bench.sentences(200) for w in s.split()} - set(tool.FUNCTION_WORDS)
+    assert not bench_content & {w for s in made for w in s.split()}
+    assert not set(bench.HELD_OUT_VOICES) & {v.split("+")[0] for v in tool.TRAIN_VOICES}
+    assert "f3" not in tool.TRAIN_VARIANTS  # the +f3 variant is held out too
+
+
 def test_small_run_prints_every_section(shared_dir, capsys):
     if not (shared_dir / "data/video/grid").is_dir():
         pytest.skip("GRID clips missing")
     bench.main(argparse.Namespace(sentences=3, clips=1, chunk_ms=40, quick=False))
     out = capsys.readouterr().out
-    for needle in ("1. synthetic speech: 3 sentences", "with transcript (align)", "lips closed",
+    for needle in ("1. synthetic speech: 3 sentences", "with transcript (align)", "lips closed", "allphone",
+                   "held out of training", "seen voices", "held-out voices",
                    "2. GRID", "loudness baseline", "3. LibriVox", "4. speed", "streaming PhoneRecognizer"):
         assert needle in out

@@ -1,20 +1,50 @@
-"""Forced alignment: where each phone of a known transcript lies in the audio (PocketSphinx 5).
+"""Forced alignment: where each phone of a known transcript lies in the audio.
 
-Two passes, as PocketSphinx does it: a word-level alignment of the transcript (``set_align_text``,
-optional silences between words), then a phone/state alignment of that word sequence
-(``set_alignment``). Words the CMU dictionary lacks get a pronunciation from the letter-to-sound
-rules in `facewire.audio.sphinx` (crude but timing comes from the audio, see there).
+Default method ``"acoustic"``, one PocketSphinx 5 pass and facewire's viseme network:
+
+1. PocketSphinx aligns the transcript at word level (``set_align_text``, optional silences and
+   fillers between words). Every word may be said as CMUdict has it or as espeak-ng's American or
+   British English says it (`facewire.audio.g2p`, added as ``word(2)``…), so the search picks the
+   pronunciation that fits the audio; words in neither get letter-to-sound rules
+   (`facewire.audio.sphinx.guess_pronunciation`).
+2. The phones of the chosen pronunciations, grouped into runs that share a viseme, are re-timed by
+   Viterbi over the frame scores of the acoustic viseme model (`facewire.audio.acoustic`): each
+   phone at least :data:`MIN_PHONE_FRAMES` frames, each word's start within
+   :data:`ANCHOR_BAND_FRAMES` frames of where PocketSphinx put it (optionally also a soft cost,
+   :data:`ANCHOR_COST`). A run of several phones is split evenly among them. Long audio is searched
+   in pieces cut at the word pass's silences (:data:`CHUNK_FRAMES`), so the cost stays linear.
+
+Method ``"sphinx"`` is the former two-pass alignment: the word pass, then PocketSphinx's own
+phone/state alignment (``set_alignment``). On the benchmark's espeak speech that second pass
+failed for about half the sentences ("Failed to stop utterance processing"; the words were then
+split evenly), and it halves the speed.
+
+Measured (``facewire bench lipsync``, one core): viseme frame accuracy on 120 espeak sentences
+"sphinx" without the espeak variants 71.6%, with them 73.2% (48 sentences), "acoustic" 89.9%
+(voices held out of the network's training 88.6%); LibriVox onsets within 50 ms of PocketSphinx's
+reference 99.0% "sphinx", 90.1% "acoustic"; speed 47× → 92× real time. Band 2 frames: espeak
+90.0%, LibriVox 90.1% (40 sentences); band 3: 90.9%, 88.1%; band 4: 91.5%, 87.1%; a band of 2 with
+a 3-frame phone minimum: 89.5%, 87.1%. With the word starts free
+(no band) the espeak accuracy rises to 93% but LibriVox falls to 77%: on real voices the network,
+trained on synthetic speech only, is less sure than PocketSphinx, so the band keeps it close to
+the word pass. On the GRID clips (jawOpen r against video, with today's `animate`) "sphinx"
+0.683, "acoustic" 0.650.
 
 **Mismatch.** A transcript that does not fit the audio still "aligns" somewhere, so the fit is
 scored: PocketSphinx's acoustic scores are normalised per frame against the best-scoring senone,
 so minus the alignment's total score per 10 ms frame (in nats) says how far the forced path
-stays from what the audio sounds most like. Measured (``facewire bench lipsync`` and the shared
-recordings): right transcripts of real speech 0.65–1.8 nats/frame, of espeak-ng speech 0.9–4.0
-(median 2.4: synthetic voices fit the model worse); unrelated transcripts 3.9–5.9, and most of
-them find no alignment at all (also a mismatch). Hence :data:`MISMATCH_NATS_PER_FRAME` = 4.0.
-A transcript that differs in a word or two (GRID sentences of the same grammar: 1.8–2.9) is
-*not* caught. When the state-level pass fails, word boundaries from the first pass are split
-evenly among the word's phones and the fit comes from the word scores.
+stays from what the audio sounds most like. The word pass's scores are used (the loss of the
+chosen words' segments). Measured: right transcripts of espeak speech 1.3–3.8 nats/frame (120
+benchmark sentences: median 2.3, max 3.8), of real speech (PocketSphinx/LibriVox/GRID) 1.0–2.1;
+a transcript of another recording: most find no alignment at all, the rest 3.5–5.1 for real
+speech. Hence :data:`MISMATCH_NATS_PER_FRAME` = 4.0. A transcript that differs in a word or two
+(sentences of the same grammar) is *not* caught. The ``"acoustic"`` method adds the network's
+view: the mean over frames of (log posterior of the best viseme − that of the aligned viseme).
+Measured: right transcripts 0.1–3.7 (espeak, median 0.7), 1.1–3.9 (real speech); transcripts of
+other recordings 4.5–8.5 (real) and 5.9–24 (espeak) where PocketSphinx found an alignment at all
+— among them a LibriVox utterance aligned to "eight of spades four of clubs …", whose PocketSphinx
+loss is only 3.3. Hence :data:`NETWORK_MISMATCH_NATS_PER_FRAME` = 4.5 (a thin margin on real
+speech; a false alarm costs little: the lip sync falls back to recognition).
 """
 
 from __future__ import annotations
@@ -26,14 +56,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from . import sphinx
+from ..mouth import VISEMES, phone_visemes
+from . import acoustic, g2p, sphinx
 from .phones import SILENCE, Phone
 
-__all__ = ["MISMATCH_NATS_PER_FRAME", "NOISE_FLOOR", "Aligner", "Alignment", "AlignmentError", "align"]
+__all__ = ["MISMATCH_NATS_PER_FRAME", "NETWORK_MISMATCH_NATS_PER_FRAME", "NOISE_FLOOR", "Aligner", "Alignment", "AlignmentError", "align"]
 
 _SCORE_TO_NATS = 1024 * math.log(1.0001)  # alignment scores: log base 1.0001, shifted right 10 bits
 BEAM = 1e-80  # wider than the default 1e-48: the state-level pass failed on one GRID clip with it
+METHODS = ("acoustic", "sphinx")
+MIN_PHONE_FRAMES = 2
+"""Acoustic re-timing: each phone lasts at least this many 10 ms frames."""
+ANCHOR_COST = 0.0
+"""Acoustic re-timing: nats per frame that a word's start costs to move from where the word pass put
+it (0: the band below does better; measured with the band at 2 frames, a cost of 1 changed nothing)."""
+ANCHOR_BAND_FRAMES: int | None = 2
+"""Acoustic re-timing: a word's start stays within this many frames of the word pass's (None: free)."""
+CHUNK_FRAMES = 3000
+"""Acoustic re-timing of long audio: searched in pieces of at least this many frames, cut where the
+word pass found silence."""
+_VISEME_INDEX = {v: i for i, v in enumerate(VISEMES)}
 MISMATCH_NATS_PER_FRAME = 4.0
+NETWORK_MISMATCH_NATS_PER_FRAME = 4.5
+"""The viseme network's log posterior of its best viseme minus that of the aligned viseme, per frame,
+above which the transcript does not match (see the module doc)."""
 """Alignment loses more than this (nats per 10 ms frame) against free phone recognition → mismatch."""
 
 NOISE_FLOOR = 1e-3
@@ -49,10 +95,18 @@ class AlignmentError(InputError):
 
 @dataclass(frozen=True)
 class Alignment:
-    """Phones of an alignment and how well they fit (nats per frame lost against free recognition)."""
+    """Phones of an alignment and how well they fit (nats per frame lost against free recognition):
+    by PocketSphinx's scores and, for the ``"acoustic"`` method, by the viseme network's."""
 
     phones: tuple[Phone, ...]
     loss_nats_per_frame: float
+    network_loss_nats_per_frame: float = 0.0
+
+    @property
+    def matches(self) -> bool:
+        """Both fits within their thresholds (:data:`MISMATCH_NATS_PER_FRAME`, :data:`NETWORK_MISMATCH_NATS_PER_FRAME`)."""
+        return (self.loss_nats_per_frame <= MISMATCH_NATS_PER_FRAME
+                and self.network_loss_nats_per_frame <= NETWORK_MISMATCH_NATS_PER_FRAME)
 
 
 def noisy_pcm16(samples: np.ndarray, sample_rate: int) -> bytes:
@@ -71,14 +125,38 @@ def _word_name(name: str) -> str | None:
 class Aligner:
     """One PocketSphinx decoder for alignment (not thread-safe on its own; `align` locks one)."""
 
-    def __init__(self, models: sphinx.SphinxModels | None = None, *, check_mismatch: bool = True) -> None:
+    def __init__(self, models: sphinx.SphinxModels | None = None, *, check_mismatch: bool = True,
+                 variants: bool = True, method: str = "acoustic") -> None:
         self._decoder = sphinx.new_decoder(models, beam=BEAM)
         self.check_mismatch = check_mismatch
+        self.variants = variants
+        if method not in METHODS:
+            raise InputError(f"alignment method: expected one of {', '.join(METHODS)}, got {method!r}")
+        self.method = method
+        self.anchor_cost = ANCHOR_COST
+        self.anchor_band = ANCHOR_BAND_FRAMES
+        self._known: set[str] = set()  # words whose pronunciations are in the decoder already
 
     def _ensure_words(self, words: list[str]) -> None:
-        missing = [w for w in dict.fromkeys(words) if self._decoder.lookup_word(w) is None]
-        for i, w in enumerate(missing):
-            self._decoder.add_word(w, sphinx.guess_pronunciation(w), i == len(missing) - 1)
+        d = self._decoder
+        new: list[tuple[str, str]] = []
+        for w in dict.fromkeys(words):
+            if w in self._known:
+                continue
+            self._known.add(w)
+            prons = []
+            k = 1
+            while (p := d.lookup_word(w if k == 1 else f"{w}({k})")) is not None:
+                prons.append(p)
+                k += 1
+            extra = [p for p in (g2p.espeak_pronunciations(w) if self.variants else ()) if p not in prons]
+            if not prons and not extra:
+                extra = [sphinx.guess_pronunciation(w)]
+            for p in extra:
+                new.append((w if k == 1 else f"{w}({k})", p))
+                k += 1
+        for i, (name, pron) in enumerate(new):
+            d.add_word(name, pron, i == len(new) - 1)
 
     def _decode(self, pcm: bytes) -> None:
         d = self._decoder
@@ -106,6 +184,18 @@ class Aligner:
         except RuntimeError as exc:
             raise AlignmentError(f"transcript does not match the audio: PocketSphinx found no alignment"
                                  f" of {len(words)} words ({exc})") from exc
+        word_loss = -sum(math.log(max(a, 1e-300)) for *_, a in segments) / max(n_frames, 1)
+        network_loss = 0.0
+        if self.method == "acoustic":
+            phones, network_loss = self._acoustic_phones(pcm, segments, n_frames)
+            loss = word_loss
+        else:
+            phones, loss = self._state_pass(pcm, segments, n_frames, word_loss)
+        return Alignment(tuple(_contiguous(phones, n_frames * sphinx.FRAME_S)), loss, network_loss)
+
+    def _state_pass(self, pcm: bytes, segments, n_frames: int, word_loss: float) -> tuple[list[Phone], float]:
+        """PocketSphinx's phone/state alignment of the word sequence found (the ``"sphinx"`` method)."""
+        d = self._decoder
         phones: list[Phone] = []
         try:
             d.set_alignment()
@@ -118,13 +208,67 @@ class Aligner:
                     label = sphinx.phone_label(p.name)
                     start, end = p.start * sphinx.FRAME_S, (p.start + p.duration) * sphinx.FRAME_S
                     phones.append(Phone(label, start, end, word=name if label != SILENCE else None))
-            loss = -score * _SCORE_TO_NATS / max(n_frames, 1)
+            return phones, -score * _SCORE_TO_NATS / max(n_frames, 1)
         except RuntimeError:
             # The state-level pass sometimes fails where the word pass succeeded (seen on one GRID
             # clip, depending on the noise floor): split each word's span evenly among its phones.
-            phones = self._split_words(segments)
-            loss = -sum(math.log(max(a, 1e-300)) for *_, a in segments) / max(n_frames, 1)
-        return Alignment(tuple(_contiguous(phones, n_frames * sphinx.FRAME_S)), loss)
+            return self._split_words(segments), word_loss
+
+    def _word_phones(self, segments) -> list[tuple[str, str | None, int]]:
+        """(label, word, anchor) of every phone of the word pass, pronunciation variants resolved, SIL
+        for silences and fillers; anchor: the word pass's start frame for a word's first phone, else −1."""
+        out: list[tuple[str, str | None, int]] = []
+        for word, a, *_ in segments:
+            name = _word_name(word)
+            pron = (self._decoder.lookup_word(word) or "").split() if name else []
+            out += [(sphinx.phone_label(p), name, a if k == 0 else -1) for k, p in enumerate(pron)] or [(SILENCE, None, a)]
+        return out
+
+    def _acoustic_phones(self, pcm: bytes, segments, n_frames: int) -> tuple[list[Phone], float]:
+        """The word pass's phones re-timed by the acoustic viseme model (see the module doc), and the
+        network's loss per frame on that path."""
+        plist = self._word_phones(segments)
+        x = np.frombuffer(pcm, "<i2").astype(np.float32) / np.float32(32768.0)
+        model = acoustic.default_model()
+        log_post = model.log_posteriors(acoustic.log_mel(x))[:n_frames]
+        scores = log_post - acoustic.PRIOR_SCALE * model.log_prior
+        path = np.zeros(scores.shape[0], np.intp)
+        labels = [p[0] for p in plist]
+        groups: list[tuple[int, list[int]]] = []  # runs of phones sharing a viseme
+        for i, v in enumerate(phone_visemes(labels)):
+            if groups and groups[-1][0] == _VISEME_INDEX[v]:
+                groups[-1][1].append(i)
+            else:
+                groups.append((_VISEME_INDEX[v], [i]))
+        anchors = np.array([plist[idx[0]][2] for _, idx in groups])
+        # Long files: the search is cut at the word pass's silences so that its cost stays linear.
+        cuts = [0]
+        for g in range(1, len(groups)):
+            if groups[g][0] == 0 and anchors[g] > anchors[cuts[-1]] + CHUNK_FRAMES:
+                cuts.append(g)
+        bounds = [int(anchors[g]) if g else 0 for g in cuts] + [scores.shape[0]]
+        phones: list[Phone] = []
+        for c, g0 in enumerate(cuts):
+            g1 = cuts[c + 1] if c + 1 < len(cuts) else len(groups)
+            f0, f1 = bounds[c], bounds[c + 1]
+            chunk = groups[g0:g1]
+            seq = np.array([v for v, _ in chunk])
+            mins = np.array([1 if v == 0 else MIN_PHONE_FRAMES * len(idx) for v, idx in chunk])
+            if mins.sum() > f1 - f0:
+                mins = np.ones_like(mins)
+            starts = f0 + acoustic.viterbi_align(scores[f0:f1], seq, mins, anchors[g0:g1] - f0 * (anchors[g0:g1] >= 0),
+                                                 self.anchor_cost, self.anchor_band)
+            ends = np.append(starts[1:], f1)
+            for (v, idx), a, b in zip(chunk, starts, ends):
+                path[a:b] = v
+                edges = np.linspace(a, b, len(idx) + 1) * sphinx.FRAME_S
+                for k, i in enumerate(idx):
+                    label, word, _ = plist[i]
+                    phones.append(Phone(label, float(edges[k]), float(edges[k + 1]),
+                                        word=word if label != SILENCE else None))
+        t_n = scores.shape[0]
+        loss = float(np.mean(log_post.max(axis=1) - log_post[np.arange(t_n), path])) if t_n else 0.0
+        return phones, loss
 
     def _split_words(self, segments: list[tuple[str, int, int, float]]) -> list[Phone]:
         phones = []
@@ -151,6 +295,10 @@ class Aligner:
             raise AlignmentError(
                 f"transcript does not match the audio: acoustic fit {result.loss_nats_per_frame:.1f} nats/frame"
                 f" (expected ≤ {MISMATCH_NATS_PER_FRAME} for a matching transcript)")
+        if self.check_mismatch and result.network_loss_nats_per_frame > NETWORK_MISMATCH_NATS_PER_FRAME:
+            raise AlignmentError(
+                f"transcript does not match the audio: viseme fit {result.network_loss_nats_per_frame:.1f} nats/frame"
+                f" (expected ≤ {NETWORK_MISMATCH_NATS_PER_FRAME} for a matching transcript)")
         return list(result.phones)
 
 
