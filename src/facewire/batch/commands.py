@@ -2,6 +2,9 @@
 ``facewire batch lipsync 'voice/**/*.wav' --out takes/ --format llf.csv,a2f.json`` (likewise
 ``track`` for videos and ``render`` for takes).
 
+Render items go through the trust home as ``facewire render`` does: each is logged to the audit log
+(session-start, export, session-stop) and, when the home has keys, watermarked and signed (C2PA).
+
 Exit status: 0 when every item is done (now or before); 4 when some items failed — the batch still
 ran every other item, and each failure is in the summary and the manifest; 130 when interrupted
 (run the same command again to do only what is left); 2 for a bad job (nothing ran).
@@ -62,8 +65,8 @@ def _jobs_from_args(args: argparse.Namespace) -> list:
         raise InputError(f"batch: expected a job file (.yaml, .json) or a kind ({', '.join(KINDS)}), got {args.spec!r}")
     given = [_flag(f) for f in _JOB_FLAGS if getattr(args, f) not in (None, False)]
     if given:
-        raise InputError(f"batch {args.spec}: {', '.join(given)} belong in the job file; "
-                         "with a job file only --workers, --address, --retries, --force, --serial, --quiet apply")
+        raise InputError(f"batch {args.spec}: {', '.join(given)} belong in the job file; with a job file only "
+                         "--workers, --address, --retries, --force, --serial, --quiet and the trust flags apply")
     return [with_overrides(job, retries=args.retries) for job in load_jobs(args.spec)]
 
 
@@ -82,17 +85,21 @@ def report(summary, say) -> None:
     if summary.warned:
         item_id, message = summary.warned[0]
         say(f"facewire: {len(summary.warned)} items warned, e.g. {item_id}: {message}")
+    if summary.renders:
+        say(f"facewire: {summary.renders}")
     if summary.interrupted:
         say(f"facewire: interrupted: {summary.remaining} items left to do; run the same command again to resume")
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from ..cli import _say
+    from ..trust.keys import read_passphrase
     from .runner import RunOptions, run_batch
 
     jobs = _jobs_from_args(args)
+    passphrase = read_passphrase(args.passphrase_env, args.passphrase_file)
     options = RunOptions(workers=args.workers, address=args.address, serial=args.serial, force=args.force,
-                         progress=not args.quiet)
+                         progress=not args.quiet, trust_home=args.home, passphrase=passphrase, sign=not args.no_sign)
     summary = run_batch(jobs, options, say=_say)
     report(summary, _say)
     if summary.interrupted:
@@ -139,4 +146,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     rd.add_argument("--avatar", metavar="default|FILE.glb", help="avatar (default: facewire's default head)")
     rd.add_argument("--size", metavar="WxH", help="picture size (default 512x512)")
     rd.add_argument("--background", metavar="#RRGGBB", help="background colour")
+    t = b.add_argument_group("trust", "renders are audited, and signed (C2PA + watermark) when the home has keys")
+    t.add_argument("--home", metavar="DIR", default=None,
+                   help="trust home (default: $FACEWIRE_HOME, else the user data folder)")
+    pp = t.add_mutually_exclusive_group()
+    pp.add_argument("--passphrase-env", metavar="VAR", help="read the keys' passphrase from environment variable VAR")
+    pp.add_argument("--passphrase-file", metavar="FILE", help="read the keys' passphrase from the first line of FILE")
+    t.add_argument("--no-sign", action="store_true", help="do not sign renders, and no warning when unsigned")
     b.set_defaults(func=cmd_batch)

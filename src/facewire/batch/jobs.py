@@ -30,6 +30,7 @@ import glob
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -311,6 +312,10 @@ def expand(job: JobSpec, job_index: int = 0) -> list[Item]:
             found[item_id] = path
     suffixes = [output_suffix(job.kind, token) for token in job.formats]
     texts = read_transcripts(job.path(job.text_from), list(found)) if job.text_from else {}
+    untold = sorted(set(found) - set(texts)) if job.text_from else []
+    if untold:  # a typo in the CSV must not pass unnoticed: these items are recognised, not aligned
+        warnings.warn(f"--text-from {job.text_from}: no row for {len(untold)} of {len(found)} inputs "
+                      f"(e.g. {untold[0]}); they are lip-synced without a transcript", stacklevel=2)
     opts = job.opts
     out_dir = job.path(job.out)
     items: list[Item] = []

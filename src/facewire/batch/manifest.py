@@ -112,6 +112,9 @@ class Manifest:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except OutputError:  # the lock's own refusal (an OSError too): already says what is wrong
+            self._unlock()
+            raise
         except sqlite3.DatabaseError as exc:
             self._unlock()
             raise InputError(f"manifest {self.path}: not a facewire batch manifest ({exc})") from exc
@@ -219,6 +222,12 @@ class Manifest:
             db.execute("""UPDATE items SET status='failed', error=?, attempts=?, compute_s=?, worker=?,
                                  finished_at=? WHERE kind=? AND id=?""",
                        (error, attempts, compute_s, worker, time.time(), kind, item_id))
+
+    def touch_input(self, kind: str, item_id: str, input_size: int, input_mtime_ns: int) -> None:
+        """The input's new size and mtime after it was hashed again and found unchanged."""
+        with self._write() as db:
+            db.execute("UPDATE items SET input_size=?, input_mtime_ns=? WHERE kind=? AND id=?",
+                       (input_size, input_mtime_ns, kind, item_id))
 
     def requeue_running(self) -> int:
         """Items a killed driver left 'running' go back to 'pending'; returns how many."""

@@ -33,13 +33,14 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Self
 
-from ..errors import FacewireError, InputError
+from ..errors import FacewireError, InputError, OutputError
 from ..frame import FaceFrame
 from .jobs import Item, JobSpec, expand
 from .manifest import Manifest
+from .trust import BatchTrust, SealSpec, sealed_params
 
 __all__ = [
     "ItemResult",
@@ -71,6 +72,7 @@ class ItemResult:
     compute_s: float = 0.0
     worker: str = ""
     warnings: tuple[str, ...] = ()
+    frames: tuple[int, ...] = ()  # render items: the frames each output holds
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,9 @@ class RunOptions:
     """How to run: ``workers`` (Ray: CPUs of the in-process cluster, or most items at once on an
     existing one; default all CPUs), ``address`` (``auto`` or ``ray://HOST:PORT``; None starts
     Ray in-process), ``serial`` (no Ray: one item after another here), ``force`` (redo items that
-    are done and unchanged), ``progress`` (a tqdm bar on stderr)."""
+    are done and unchanged), ``progress`` (a tqdm bar on stderr). Render items go through the trust
+    home ``trust_home`` (default: ``$FACEWIRE_HOME``, else the user data folder): audited, and signed
+    when it has keys (``passphrase`` unlocks them; ``sign=False``: unsigned without a warning)."""
 
     workers: int | None = None
     address: str | None = None
@@ -86,6 +90,9 @@ class RunOptions:
     force: bool = False
     progress: bool = True
     object_store_mb: int = OBJECT_STORE_MB
+    trust_home: str | None = None
+    passphrase: bytes | None = field(default=None, repr=False)
+    sign: bool = True
 
     def __post_init__(self) -> None:
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
@@ -111,6 +118,7 @@ class Summary:
     failures: tuple[tuple[str, str], ...] = ()
     warned: tuple[tuple[str, str], ...] = ()
     mode: str = "ray"
+    renders: str = ""  # how render items were sealed and where they were logged (empty: no render items)
 
     @property
     def ran(self) -> int:
@@ -219,7 +227,7 @@ def _write_takes(item: Item) -> None:
                 writer.send(frame)
 
 
-def _render(item: Item) -> None:
+def _render(item: Item, seal: SealSpec | None) -> tuple[int, ...]:
     from ..plugins import module_exists
 
     if not module_exists("facewire.render.video"):
@@ -231,9 +239,15 @@ def _render(item: Item) -> None:
     opts = item.opts
     avatar = load_avatar(opts["avatar"])
     background = opts["background"] if opts["background"] is not None else "default"
+    info = {"take": item.input, "take_sha256": seal.take_sha256} if seal is not None else None
+    frames = []
     for out in item.outputs:
-        render_take(read_take(item.input), avatar, out.path, size=parse_size(opts["size"]), fps=opts["fps"],
-                    background=background, progress=False)
+        # A fresh seal per output: each file carries its own manifest, all pointing at the item's record.
+        done = render_take(read_take(item.input), avatar, out.path, size=parse_size(opts["size"]), fps=opts["fps"],
+                           background=background, progress=False, seal=seal.seal() if seal is not None else None,
+                           info=info)
+        frames.append(done.frames)
+    return tuple(frames)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -241,22 +255,35 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, FacewireError) else f"{type(exc).__name__}: {text}"
 
 
-def run_item(item: Item) -> ItemResult:
+def _make_folder(folder: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        blocker = folder
+        while blocker and not os.path.lexists(blocker):
+            blocker = os.path.dirname(blocker)
+        if blocker and not os.path.isdir(blocker):
+            raise OutputError(f"cannot write into {folder}: {blocker} is a file, not a folder") from exc
+        raise OutputError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from exc
+
+
+def run_item(item: Item, seal: SealSpec | None = None) -> ItemResult:
     """Do one item here: remove stale partial outputs, write every output atomically, and report.
     Never raises for the item's own trouble; the result says what went wrong and whether trying
-    again could help."""
+    again could help. ``seal``: how a render item's outputs are watermarked and signed (`BatchTrust`)."""
     t0 = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     paths = tuple(out.path for out in item.outputs)
     caught: list[str] = []
+    frames: tuple[int, ...] = ()
     try:
         clean_partials(paths)
         for path in paths:
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            _make_folder(os.path.dirname(path) or ".")
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             if item.kind == "render":
-                _render(item)
+                frames = _render(item, seal)
             else:
                 _write_takes(item)
         caught = list(dict.fromkeys(" ".join(str(w.message).split()) for w in seen))
@@ -266,7 +293,7 @@ def run_item(item: Item) -> ItemResult:
         return ItemResult(item.kind, item.id, False, error=_one_line(exc), retryable=not isinstance(exc, InputError),
                           compute_s=time.perf_counter() - t0, worker=worker, warnings=tuple(caught))
     return ItemResult(item.kind, item.id, True, paths, sizes, compute_s=time.perf_counter() - t0, worker=worker,
-                      warnings=tuple(caught))
+                      warnings=tuple(caught), frames=frames)
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -302,6 +329,8 @@ def _plan(items: Sequence[Item], manifests: dict[int, Manifest], force: bool) ->
                      and record.params_sha256 == item.params_sha256
                      and record.outputs == tuple(o.path for o in item.outputs) and record.outputs_present())
         if unchanged and not force:
+            if record.input_mtime_ns != st.st_mtime_ns:  # touched, same bytes: hash it once, not every run
+                manifest.touch_input(item.kind, item.id, st.st_size, st.st_mtime_ns)
             plan.skipped += 1
             continue
         manifest.queue(item.kind, item.id, item.input, item.params_sha256, input_sha256=digest,
@@ -342,20 +371,25 @@ class _Stop:
 class _Books:
     """The driver's bookkeeping: the manifest, retries, the bar and the tallies."""
 
-    def __init__(self, manifests: dict[int, Manifest], bar) -> None:
-        self.manifests, self.bar = manifests, bar
+    def __init__(self, manifests: dict[int, Manifest], bar, trust: BatchTrust | None = None) -> None:
+        self.manifests, self.bar, self.trust = manifests, bar, trust
         self.attempts: dict[tuple[str, str], int] = collections.Counter()
         self.done = self.retried = 0
         self.failures: list[tuple[str, str]] = []
         self.warned: list[tuple[str, str]] = []
 
-    def start(self, item: Item) -> int:
+    def start(self, item: Item) -> SealSpec | None:
+        """Record an attempt; a render item's seal (its audit session begins on the first attempt)."""
         key = (item.kind, item.id)
         self.attempts[key] += 1
         self.manifests[item.job].started(item.kind, item.id, self.attempts[key])
-        return self.attempts[key]
+        if item.kind == "render" and self.trust is not None:
+            return self.trust.begin(item)
+        return None
 
     def abandon(self, item: Item) -> None:
+        if self.trust is not None:
+            self.trust.end(item, False, error="interrupted")
         m = self.manifests[item.job]
         record = m.get(item.kind, item.id)
         m.queue(item.kind, item.id, item.input, item.params_sha256, input_sha256=record.input_sha256 if record else None,
@@ -369,6 +403,8 @@ class _Books:
         if result.warnings:
             self.warned.append((item.id, result.warnings[0]))
         if result.ok:
+            if self.trust is not None:
+                self.trust.end(item, True, outputs=result.outputs, frames=result.frames)
             m.done(item.kind, item.id, result.outputs, result.output_sizes, attempts=attempts,
                    compute_s=result.compute_s, worker=result.worker)
             self.done += 1
@@ -379,6 +415,8 @@ class _Books:
             self.retried += 1
             return True
         else:
+            if self.trust is not None:
+                self.trust.end(item, False, error=result.error)
             m.failed(item.kind, item.id, result.error or "failed", attempts=attempts, compute_s=result.compute_s,
                      worker=result.worker or None)
             self.failures.append((item.id, result.error or "failed"))
@@ -393,8 +431,8 @@ def _execute_serial(todo: Sequence[Item], books: _Books, stop: _Stop) -> list[It
     queue = collections.deque(todo)
     while queue and not stop.stopping:
         item = queue.popleft()
-        books.start(item)
-        if books.finish(item, run_item(item), stop.stopping):
+        seal = books.start(item)
+        if books.finish(item, run_item(item, seal), stop.stopping):
             queue.appendleft(item)
     return list(queue)
 
@@ -421,8 +459,8 @@ def _ray_connect(options: RunOptions) -> tuple[int, bool, bool]:
     return cpus, True, True
 
 
-def _ray_remote(item: Item) -> ItemResult:
-    return run_item(item)
+def _ray_remote(item: Item, seal: SealSpec | None) -> ItemResult:
+    return run_item(item, seal)
 
 
 def _execute_ray(todo: Sequence[Item], books: _Books, stop: _Stop, cap: int) -> list[Item]:
@@ -436,10 +474,10 @@ def _execute_ray(todo: Sequence[Item], books: _Books, stop: _Stop, cap: int) -> 
         while True:
             while queue and len(inflight) < cap and not stop.stopping:
                 item = queue.popleft()
-                books.start(item)
+                seal = books.start(item)
                 # max_retries: Ray runs the task again when its worker process dies.
                 ref = task.options(num_cpus=1, max_retries=item.retries, retry_exceptions=False,
-                                   name=f"facewire-batch:{item.kind}").remote(item)
+                                   name=f"facewire-batch:{item.kind}").remote(item, seal)
                 inflight[ref] = item
             if not inflight:
                 break
@@ -483,6 +521,13 @@ def run_batch(jobs: Sequence[JobSpec], options: RunOptions = RunOptions(), *,
     items = _expand_all(jobs)
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
+        trust = None
+        if any(item.kind == "render" for item in items):
+            # Every render is audited (and signed when the home has keys), as with `facewire render`.
+            trust = stack.enter_context(BatchTrust(options.trust_home, passphrase=options.passphrase,
+                                                   sign=options.sign, warn=say))
+            items = [replace(item, params_sha256=sealed_params(item.params_sha256, trust.signer))
+                     if item.kind == "render" else item for item in items]
         by_path: dict[str, Manifest] = {}
         manifests: dict[int, Manifest] = {}
         for index, job in enumerate(jobs):
@@ -492,6 +537,9 @@ def run_batch(jobs: Sequence[JobSpec], options: RunOptions = RunOptions(), *,
                 by_path[path].requeue_running()  # a killed driver's items in flight
             manifests[index] = by_path[path]
         plan = _plan(items, manifests, options.force)
+        if trust is not None:
+            for spec in dict.fromkeys(item.opts["avatar"] for item in plan.todo if item.kind == "render"):
+                trust.avatar_name(spec)  # a bad avatar fails the run before any item
         stop = stack.enter_context(_Stop(say))
         bar = None
         if options.progress and plan.todo:
@@ -499,7 +547,7 @@ def run_batch(jobs: Sequence[JobSpec], options: RunOptions = RunOptions(), *,
 
             bar = stack.enter_context(tqdm(total=len(plan.todo), unit="item", desc="batch", file=sys.stderr,
                                            dynamic_ncols=True, smoothing=0.1))
-        books = _Books(manifests, bar)
+        books = _Books(manifests, bar, trust)
         for item, error in plan.failed:
             books.failures.append((item.id, error))
         workers = 1
@@ -522,7 +570,13 @@ def run_batch(jobs: Sequence[JobSpec], options: RunOptions = RunOptions(), *,
     return Summary(total=len(items), skipped=plan.skipped, done=books.done, failed=len(books.failures),
                    remaining=len(left), interrupted=stop.stopping, elapsed_s=time.perf_counter() - t0,
                    workers=workers, retried=books.retried, failures=tuple(books.failures),
-                   warned=tuple(books.warned), mode="serial" if options.serial else "ray")
+                   warned=tuple(books.warned), mode="serial" if options.serial else "ray",
+                   renders=_renders(trust) if trust is not None else "")
+
+
+def _renders(trust: BatchTrust) -> str:
+    how = "signed (C2PA + watermark)" if trust.signed else "unsigned"
+    return f"renders {how}; {trust.sessions} render sessions in the audit log of {trust.home.root}"
 
 
 def _ray_shutdown() -> None:
