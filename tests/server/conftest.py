@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from facewire.server.app import StudioConfig, create_app
+from facewire.server.app import StudioConfig, create_app, listen_socket
 
 
 @dataclass
@@ -40,8 +39,7 @@ def serve(config: StudioConfig) -> Iterator[RunningStudio]:
     import uvicorn
 
     app = create_app(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock = listen_socket("127.0.0.1", 0)  # Nagle off, as `facewire serve` does
     server = uvicorn.Server(uvicorn.Config(app, ws_max_size=config.limits.max_message_bytes,
                                            ws_per_message_deflate=False, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

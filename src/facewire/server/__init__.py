@@ -2,7 +2,9 @@
 
 The page streams webcam JPEGs and microphone PCM to the server; each WebSocket is one
 `facewire.server.session.StudioSession` that tracks / lip-syncs and streams `FaceFrame`s back in
-the WebSocket sink's JSON schema. ``facewire serve`` runs it (`facewire.server.commands`).
+the WebSocket sink's JSON schema. ``facewire serve`` runs it (`facewire.server.commands`), its
+sessions tracked in worker processes (`facewire.server.workers`); `facewire.server.loadgen` is a load
+generator of many 30 fps webcam sessions (``facewire bench serve``).
 Importing this package stays light: FastAPI is imported by `facewire.server.app` only.
 """
 

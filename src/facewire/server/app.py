@@ -4,8 +4,10 @@ Routes: ``/`` the page; ``/static/…`` its script and style; ``/vendor/three/{b
 three.js from the npm package installed beside the page (`find_three`, `ensure_three`; never a CDN);
 ``/avatars`` the avatars on offer; ``/avatar/NAME.glb`` one avatar (``default`` is built on first
 request and kept); ``PUT /avatar/NAME.glb`` adds one (checked by `facewire.render.glb.read_avatar`,
-which reports the ARKit shapes it lacks); ``/takes/ID.FMT`` a recorded take; ``/health``; ``/ws``
-one `facewire.server.session.SessionRunner` per connection (its protocol is documented there).
+which reports the ARKit shapes it lacks); ``/takes/ID.FMT`` a recorded take; ``/health``; ``/metrics`` (sessions, tracker worker processes);
+``/ws`` one `facewire.server.session.SessionRunner` per connection (its protocol is documented there).
+Sessions track in this process's threads, or with ``StudioConfig.workers`` in a pool of worker
+processes (`facewire.server.workers`), each session pinned to one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import weakref
@@ -27,17 +30,20 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from ..errors import FacewireError, ModelError
+from ..errors import FacewireError, InputError, ModelError
 from .session import (
     CLOSE_FULL,
+    CLOSE_INTERNAL,
     SessionLimits,
     SessionRunner,
     StudioSession,
     TakeStore,
+    _reason,
     hello_message,
 )
+from .workers import TrackerPool, WorkerGone, WorkerPool
 
-__all__ = ["STATIC_DIR", "Studio", "StudioConfig", "create_app", "ensure_three", "find_three"]
+__all__ = ["STATIC_DIR", "Studio", "StudioConfig", "create_app", "ensure_three", "find_three", "listen_socket"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _PAGE_FILES = {"app.js", "style.css", "pcm-worklet.js"}
@@ -91,6 +97,28 @@ def ensure_three(say: Callable[[str], None] | None = None) -> Path:
     return found
 
 
+# -- the listening socket ------------------------------------------------------------------------------
+def listen_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 2048) -> socket.socket:
+    """A TCP socket listening on ``host:port`` for uvicorn (``sockets=[…]``); `InputError` when it cannot.
+
+    Its connections have Nagle's algorithm off. asyncio turns it off only for sockets whose ``proto``
+    is TCP, and a plain ``socket.socket()`` says 0: with Nagle on, a reply written while the page's
+    previous segment is not yet acknowledged waits for the page's delayed ACK, which rides on its next
+    picture — every frame came back one camera period (33 ms) late.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets on Linux
+    try:
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from exc
+    return sock
+
+
 # -- the app ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StudioConfig:
@@ -102,6 +130,14 @@ class StudioConfig:
     max_avatar_bytes: int = 64 << 20
     max_uploads: int = 16
     work_dir: str | None = None  # where takes and uploads are kept (a temporary directory inside)
+    workers: int = 0  # tracker processes; 0 tracks in this process's threads
+    tracker_factory: Callable[[Callable[[], list]], Any] | None = None  # picklable when workers > 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise InputError(f"workers: expected a whole number ≥ 0, got {self.workers!r}")
+        if isinstance(self.max_sessions, bool) or not isinstance(self.max_sessions, int) or self.max_sessions < 1:
+            raise InputError(f"max_sessions: expected a positive whole number, got {self.max_sessions!r}")
 
 
 class Studio:
@@ -115,6 +151,26 @@ class Studio:
         self.sessions: dict[str, SessionRunner] = {}
         self._default_glb: bytes | None = None
         self._default_lock = asyncio.Lock()
+        self.trackers = TrackerPool(config.tracker_factory)  # threads mode: trackers kept between sessions
+        self.pool: WorkerPool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    async def workers(self) -> WorkerPool | None:
+        """The worker pool, started on first need (the app's startup starts it when served)."""
+        if self.config.workers < 1:
+            return None
+        async with self._pool_lock:
+            if self.pool is None:
+                pool = WorkerPool(self.config.workers, self.takes.root, tracker_factory=self.config.tracker_factory)
+                await pool.start()
+                self.pool = pool
+            return self.pool
+
+    async def stop_workers(self) -> None:
+        async with self._pool_lock:
+            pool, self.pool = self.pool, None
+        if pool is not None:
+            await pool.aclose()
 
     async def default_glb(self) -> bytes:
         async with self._default_lock:
@@ -172,8 +228,10 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         try:
+            await studio.workers()  # models load before the first page connects
             yield
         finally:
+            await studio.stop_workers()
             studio.close()
 
     app = FastAPI(title="facewire studio", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -211,6 +269,14 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
     @app.get("/health")
     async def health() -> Any:
         return {"ok": True, "sessions": len(studio.sessions), "takes": len(studio.takes)}
+
+    @app.get("/metrics")
+    async def metrics() -> Any:
+        pool = studio.pool
+        return {"pid": os.getpid(), "sessions": len(studio.sessions), "takes": len(studio.takes),
+                "mode": "processes" if config.workers else "threads",
+                "trackers_idle": studio.trackers.idle, "trackers_made": studio.trackers.created,
+                "workers": await pool.stats() if pool is not None else []}
 
     @app.get("/avatars")
     async def avatars() -> Any:
@@ -267,10 +333,21 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
             await websocket.close(CLOSE_FULL, f"the studio is full ({config.max_sessions} sessions); try again later")
             return
         session_id = secrets.token_hex(6)
-        session = StudioSession(session_id, studio.takes, limits=config.limits)
-        runner = SessionRunner(websocket, session, config.limits)
-        studio.sessions[session_id] = runner
+        session: Any
+        studio.sessions[session_id] = None  # type: ignore[assignment]  # counted while it opens
         try:
+            try:
+                pool = await studio.workers()
+                session = None if pool is None else await pool.open(session_id, config.limits, studio.takes)
+            except WorkerGone as exc:
+                await websocket.close(CLOSE_INTERNAL, _reason(f"no tracking worker: {exc}"))
+                return
+            if session is None:
+                session = StudioSession(session_id, studio.takes, limits=config.limits,
+                                        tracker_factory=studio.trackers.acquire,
+                                        tracker_release=studio.trackers.release)
+            runner = SessionRunner(websocket, session, config.limits)
+            studio.sessions[session_id] = runner
             await runner.run(hello_message(session_id, config.limits))
         finally:
             studio.sessions.pop(session_id, None)

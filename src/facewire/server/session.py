@@ -23,7 +23,8 @@ Server → page
   format → download path), ``calibration`` (``state``: learning | done), ``stats`` (once a
   second), ``error`` (``message``: one line). A bad message is answered by an ``error`` and the
   stream goes on; `SessionLimits.max_bad_messages` of them in a row close the socket (1008), as
-  does silence for ``idle_timeout_s``; an oversized message closes it with 1009.
+  does silence for ``idle_timeout_s``; an oversized message closes it with 1009, a tracking worker
+  process that stopped (`facewire.server.workers`) with 1011.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ TAKE_FORMATS = ("csv", "glb", "jsonl")
 FPS = 30.0  # lip-sync and speech frames per second
 FACE_HOLD_NS = 500_000_000  # the camera drives the avatar while it saw a face this recently
 RECORD_STEP_NS = 1_000_000  # takes store times as float32 seconds (glTF): keep frames ≥ 1 ms apart
-CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_FULL = 1008, 1009, 1013
+CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_INTERNAL, CLOSE_FULL = 1008, 1009, 1011, 1013
 
 log = logging.getLogger("facewire.server")
 
@@ -267,11 +268,13 @@ class StudioSession:
     worker threads, and `close` waits for the call in flight."""
 
     def __init__(self, session_id: str, takes: TakeStore, *, limits: SessionLimits = SessionLimits(),
-                 tracker_factory: Callable[[Callable[[], list]], Any] | None = None) -> None:
+                 tracker_factory: Callable[[Callable[[], list]], Any] | None = None,
+                 tracker_release: Callable[[Any], None] | None = None) -> None:
         self.id = session_id
         self.takes = takes
         self.limits = limits
         self._tracker_factory = tracker_factory or _default_tracker
+        self._tracker_release = tracker_release  # hands the tracker back to a pool when the session ends
         self._lock = threading.Lock()
         self._tracker: Any = None
         self._lipsync: Any = None
@@ -503,6 +506,8 @@ class StudioSession:
             writers, self._recording = self._recording, None
             if writers:
                 self._abort(writers)
+            if self._tracker is not None and self._tracker_release is not None:
+                self._tracker_release(self._tracker)
             self._tracker = self._lipsync = self._calibration = None
 
 
@@ -538,7 +543,11 @@ class _Closed(Exception):
 
 
 class SessionRunner:
-    """Serves one accepted WebSocket (Starlette's) with its `StudioSession` until either side ends."""
+    """Serves one accepted WebSocket (Starlette's) with its `StudioSession` until either side ends.
+
+    The session runs in a worker thread, or lives in a worker process (a
+    `facewire.server.workers.RemoteSession`, whose ``step_async`` and ``close_async`` are awaited).
+    """
 
     def __init__(self, websocket: Any, session: StudioSession, limits: SessionLimits) -> None:
         self.ws = websocket
@@ -557,9 +566,10 @@ class SessionRunner:
         self.close_reason = ""
 
     # -- outgoing -------------------------------------------------------------------------------
-    def _queue(self, message: dict[str, Any]) -> None:
-        text = _dumps(message)
-        if message.get("type") == "frame":
+    def _queue(self, message: dict[str, Any] | Any) -> None:
+        # a worker process sends its replies already serialised (`facewire.server.workers.Reply`)
+        kind, text = (message.get("type"), _dumps(message)) if isinstance(message, dict) else message
+        if kind == "frame":
             self.frames_out.push(text)
         elif len(self.control_out) < 64:
             self.control_out.append(text)
@@ -588,22 +598,30 @@ class SessionRunner:
                 blocks = list(self.audio.items)
                 self.audio.items.clear()
                 item = self.video.items.popleft() if self.video else None
-                await self._call(self.session.step, command, blocks,
-                                 None if item is None else (item.payload, item.capture_ns))
+                await self._step(command, blocks, None if item is None else (item.payload, item.capture_ns))
 
-    async def _call(self, call: Callable[..., list[dict[str, Any]]], *args: Any) -> None:
+    async def _step(self, *args: Any) -> None:
+        from .workers import WorkerGone
+
+        step_async = getattr(self.session, "step_async", None)  # a session living in a worker process
         try:
-            replies = await asyncio.to_thread(call, *args)
+            if step_async is not None:
+                replies = await step_async(*args)
+            else:
+                replies = await asyncio.to_thread(self.session.step, *args)
         except InputError as exc:
             self._error(str(exc))
             return
+        except WorkerGone as exc:
+            self._error(f"{exc}; reconnect to start a new session")
+            raise _Closed(CLOSE_INTERNAL, "the tracking worker stopped") from None
         except Exception as exc:
-            log.exception("session %s: %s failed", self.session.id, call.__name__)
-            self._error(f"{call.__name__} failed ({type(exc).__name__}: {exc})")
+            log.exception("session %s: step failed", self.session.id)
+            self._error(f"step failed ({type(exc).__name__}: {exc})")
             return
         # One input can make several frames at once (a batch of audio blocks): they all fit, and
         # only frames older than the batch are dropped for a page that reads slowly.
-        self.frames_out.size = max(self.limits.out_queue, sum(r.get("type") == "frame" for r in replies))
+        self.frames_out.size = max(self.limits.out_queue, sum(_kind(r) == "frame" for r in replies))
         for reply in replies:
             self._queue(reply)
 
@@ -666,7 +684,10 @@ class SessionRunner:
                     self.close_code = int(message.get("code") or 1000)
                     return
                 self._take(message)
-                if any(t.done() for t in tasks):  # the writer failed: the socket is gone
+                if any(t.done() for t in tasks):  # the writer failed (the socket is gone), or the worker
+                    closed = tasks[1].exception() if tasks[1].done() and not tasks[1].cancelled() else None
+                    if isinstance(closed, _Closed):
+                        raise closed
                     return
         except _Closed as closed:
             self.close_code, self.close_reason = closed.code, closed.reason
@@ -677,7 +698,8 @@ class SessionRunner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.to_thread(self.session.close)
+            close_async = getattr(self.session, "close_async", None)
+            await (close_async() if close_async is not None else asyncio.to_thread(self.session.close))
 
     async def _flush(self, writer: asyncio.Task) -> None:
         """Give the writer a moment to send the error that explains the close."""
@@ -685,6 +707,10 @@ class SessionRunner:
             if not self.control_out or writer.done():
                 return
             await asyncio.sleep(0.005)
+
+
+def _kind(reply: dict[str, Any] | Any) -> str | None:
+    return reply.get("type") if isinstance(reply, dict) else reply[0]
 
 
 def _reason(text: str) -> str:
