@@ -55,7 +55,7 @@ def test_options_in_the_query() -> None:
         ("vmc://h:99999", "vmc://h:99999: expected a port number in 1..65535"),
         ("vmc://h:0", "vmc port: expected an integer in 1..65535, got 0"),
         ("vmc://h/path", "vmc://h/path: expected vmc://host:port with optional ?options, nothing else"),
-        ("vmc://h?bogus=1", "vmc://h?bogus=1: unknown option 'bogus' for vmc://; expected one of eye_bones, face, max_rate_hz, names"),
+        ("vmc://h?bogus=1", "vmc://h?bogus=1: unknown option 'bogus' for vmc://; expected one of eye_bones, face, max_rate_hz, names, neck_share"),
         ("vrchat://h?epsilon=x", "vrchat://h?epsilon=x: option epsilon='x' is not valid"),
         ("livelink://h?fps=abc", "livelink fps: expected a number such as 60 or 30000/1001, got 'abc'"),
     ],
