@@ -106,3 +106,24 @@ def test_other_sample_rates_align_the_same(shared_file):
     assert [p.label for p in a] == [p.label for p in b]
     # the resampled copy differs slightly in its spectrum: the network may move a boundary by a frame or four
     assert max(abs(p.start_s - q.start_s) for p, q in zip(a, b)) <= 0.05
+
+
+# -- determinism: an alignment depends on (audio, text) only, not on what the process aligned before --
+HISTORY = ["she sells sea shells by the sea shore", "a quick brown fox jumps over the lazy dog",
+           "please call stella and ask her to bring these things"]
+
+
+@pytest.mark.parametrize("method", ["acoustic", "sphinx"])
+def test_alignment_does_not_depend_on_earlier_calls(method):
+    from facewire.audio.tts import synthesize
+
+    target = synthesize("the blue table", voice="en-us", rate_wpm=175)
+    alone = Aligner(method=method).align_with_score(target.samples, "the blue table", sample_rate=target.sample_rate)
+    busy = Aligner(method=method)
+    for text in HISTORY:
+        s = synthesize(text, voice="en-us+f3")
+        busy.align(s.samples, text, sample_rate=s.sample_rate)
+    after = busy.align_with_score(target.samples, "the blue table", sample_rate=target.sample_rate)
+    assert repr(after) == repr(alone)  # the same phones, times and fit scores to the last bit
+    again = busy.align_with_score(target.samples, "the blue table", sample_rate=target.sample_rate)
+    assert repr(again) == repr(alone)

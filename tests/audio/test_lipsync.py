@@ -179,3 +179,38 @@ def test_broken_files_are_one_line_errors(tmp_path, content, message):
         with pytest.raises(InputError, match=message) as info:
             list(LipSync(text=text).frames_from_file(path))
         assert "\n" not in str(info.value)
+
+
+def _take_csv(frames, path):
+    from facewire.takes import open_writer
+
+    with open_writer(str(path), fps=60) as writer:
+        for f in frames:
+            writer.send(f)
+    return path.read_bytes()
+
+
+def test_file_output_is_a_function_of_audio_and_text_alone(tmp_path, shared_file):
+    """The same file gives the same take whatever the process lip-synced before, and in another process
+    (the batch runner's outputs must not depend on how files are spread over workers)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pocketsphinx")
+    history = [(shared_file(f"data/speech/pocketsphinx/{n}.wav"), shared_file(f"data/speech/pocketsphinx/{n}.txt").read_text())
+               for n in ("cards_002", "goforward")]
+    s = synthesize("she sells sea shells by the sea shore", voice="en-us+f3")
+    write_wav(tmp_path / "espeak.wav", s.samples, s.sample_rate)
+    history.append((tmp_path / "espeak.wav", s.text))
+    target = shared_file("data/speech/pocketsphinx/cards_001.wav")
+    text = shared_file("data/speech/pocketsphinx/cards_001.txt").read_text()
+    for path, words in history:  # this process's history
+        list(LipSync(text=words).frames_from_file(path))
+        list(LipSync().frames_from_file(path))
+    ours = {"text": _take_csv(LipSync(text=text).frames_from_file(target), tmp_path / "ours_text.csv"),
+            "none": _take_csv(LipSync().frames_from_file(target), tmp_path / "ours_none.csv")}
+    for kind, extra in (("text", ["--text", text]), ("none", [])):
+        out = tmp_path / f"fresh_{kind}.csv"
+        subprocess.run([sys.executable, "-m", "facewire", "lipsync", str(target), *extra, "--out", str(out), "--quiet"],
+                       check=True, capture_output=True, timeout=120)
+        assert out.read_bytes() == ours[kind], kind

@@ -133,3 +133,19 @@ def test_streaming_rejects_stereo():
 
     with pytest.raises(InputError, match="mono"):
         PhoneRecognizer().feed(np.zeros((100, 2), np.float32))
+
+
+@pytest.mark.parametrize("method", ["acoustic", "allphone"])
+def test_recognition_does_not_depend_on_earlier_calls(method):
+    from facewire.audio.tts import synthesize
+
+    target = synthesize("the blue table", voice="en-us")
+    other = synthesize("a quick brown fox jumps over the lazy dog", voice="en-gb-x-rp")
+    alone = recognize(target.samples, sample_rate=target.sample_rate, method=method)
+    recognize(other.samples, sample_rate=other.sample_rate, method=method)
+    assert repr(recognize(target.samples, sample_rate=target.sample_rate, method=method)) == repr(alone)
+    stream = PhoneRecognizer(sample_rate=target.sample_rate, method=method)
+    first = stream.feed(target.samples) + stream.finish()
+    stream.feed(other.samples[: other.samples.size // 2])
+    stream.reset()  # a stream abandoned half-way leaves nothing behind either
+    assert repr(stream.feed(target.samples) + stream.finish()) == repr(first)

@@ -135,6 +135,7 @@ class AllphoneRecognizer:
         self.sample_rate = int(sample_rate)
         self.stable_lag_s = float(stable_lag_s)
         self._decoder = _decoder()
+        self._cmn0 = self._decoder.get_cmn()
         self._resampler = None
         self.reset()
 
@@ -143,6 +144,7 @@ class AllphoneRecognizer:
         if getattr(self, "_in_utt", False):
             self._decoder.end_utt()
         self._in_utt = False
+        sphinx.reset_features(self._decoder, self._cmn0)  # a new stream decodes as in a new decoder
         self._noise = _Noise()
         self._utt_start_s = 0.0  # stream time of the current utterance's frame 0
         self._fed_samples = 0  # 16 kHz samples fed to the current utterance
@@ -238,7 +240,8 @@ def recognize_allphone(samples: np.ndarray, *, sample_rate: int = sphinx.SAMPLE_
     out: list[Phone] = []
     step = int(MAX_UTTERANCE_S * sphinx.SAMPLE_RATE) * 2
     with _lock:
-        d = _default_decoder()
+        d, cmn0 = _default_decoder()
+        sphinx.reset_features(d, cmn0)  # nothing carried over from earlier calls
         for start in range(0, len(pcm), step):  # long files: one utterance per 30 s, memory stays flat
             d.start_utt()
             d.process_raw(noise(pcm[start:start + step]), False, True)
@@ -252,9 +255,11 @@ _lock = threading.Lock()
 
 
 def _default_decoder():
+    """The shared allphone decoder and its initial cepstral mean."""
     global _shared
     if _shared is None:
-        _shared = _decoder()
+        d = _decoder()
+        _shared = (d, d.get_cmn())
     return _shared
 
 
