@@ -29,10 +29,9 @@ _COLOURS = ("red", "blue", "green", "white", "black", "yellow", "purple", "orang
 _THINGS = ("house", "table", "garden", "window", "river", "bottle", "pillow", "ticket", "button", "letter",
            "rabbit", "candle", "mirror", "basket", "jacket", "kitten", "ladder", "pocket", "tunnel", "wagon")
 GROUPS = 10  # voice/g0 … voice/g9, 20 files each
-# Forced alignment (facewire.audio.align) keeps decoder state (CMN, added words) from one file to
-# the next in a process, so its output depends on what that process aligned before: not yet
-# deterministic across workers. Until that is fixed there, the cluster runs use recognition.
-USE_TRANSCRIPTS = False
+# Lines are lip-synced with their transcripts (forced alignment): alignment must not depend on what a
+# worker process aligned before, or outputs would differ between 1 and N workers.
+USE_TRANSCRIPTS = True
 CLIP_FRAMES = 12
 
 
