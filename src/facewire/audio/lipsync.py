@@ -115,7 +115,7 @@ class LipSync:
                 try:
                     return list(align(samples, self.text))
                 except AlignmentError as exc:
-                    warnings.warn(f"transcript does not match the audio ({exc}); recognising phones instead",
+                    warnings.warn(f"{exc}; recognising phones instead",
                                   LipSyncWarning, stacklevel=3)
         return _recognize_all(samples)
 
