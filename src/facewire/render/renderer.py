@@ -315,23 +315,14 @@ class Renderer:
 
     def render_rgba(self, frame: FaceFrame) -> np.ndarray:
         """The posed avatar as uint8 H×W×4 sRGB with alpha (0 where the background shows), top row first."""
-        if not isinstance(frame, FaceFrame):
-            raise InputError(f"render: expected a FaceFrame, got {type(frame).__name__}")
-        with self._ctx:
-            t0 = time.perf_counter()
-            self._pose(frame)
-            t1 = time.perf_counter()
-            self._draw()
-            if self.sync_timing:
-                self._ctx.finish()
-            t2 = time.perf_counter()
-            out = self._read().copy()
-            t3 = time.perf_counter()
-        self.timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
-        return out
+        return self._render(frame, lambda pixels: pixels.copy())
 
     def render(self, frame: FaceFrame) -> np.ndarray:
         """The posed avatar as uint8 H×W×3 sRGB, top row first (a transparent background shows black)."""
+        return self._render(frame, lambda pixels: np.ascontiguousarray(pixels[:, :, :3]))
+
+    def _render(self, frame: FaceFrame, take) -> np.ndarray:
+        """Pose, draw and read back one frame, timing each step; ``take`` copies out of the read buffer."""
         if not isinstance(frame, FaceFrame):
             raise InputError(f"render: expected a FaceFrame, got {type(frame).__name__}")
         with self._ctx:
@@ -342,7 +333,7 @@ class Renderer:
             if self.sync_timing:
                 self._ctx.finish()
             t2 = time.perf_counter()
-            out = np.ascontiguousarray(self._read()[:, :, :3])
+            out = take(self._read())
             t3 = time.perf_counter()
         self.timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return out
