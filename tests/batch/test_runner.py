@@ -25,6 +25,8 @@ import pytest
 pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
+from facewire.bench.batch import make_clips
+
 _COLOURS = ("red", "blue", "green", "white", "black", "yellow", "purple", "orange", "silver", "golden")
 _THINGS = ("house", "table", "garden", "window", "river", "bottle", "pillow", "ticket", "button", "letter",
            "rabbit", "candle", "mirror", "basket", "jacket", "kitten", "ladder", "pocket", "tunnel", "wagon")
@@ -57,33 +59,11 @@ def library(tmp_path_factory, shared_file):
         write_wav(path, speech.samples, speech.sample_rate)
         rows.append(f"g{i // 20}/line{i:03d},{text}")
     (root / "transcripts.csv").write_text("\n".join(rows) + "\n")
-    _cut_clips(sorted(shared_file("data/video/grid/bbaf2n.mpg").parent.glob("*.mpg")), root / "clips")
+    grid = shared_file("data/video/grid/bbaf2n.mpg").parent
+    assert make_clips(root / "clips", 4 * len(list(grid.glob("*.mpg"))), grid) >= 20  # four 12-frame clips each
     ref = root / "ref"
     _serial_reference(root, ref)
     return root
-
-
-def _cut_clips(videos: list[Path], out: Path) -> None:
-    """Four 12-frame H.264 clips from each GRID video (PyAV)."""
-    import av
-
-    out.mkdir()
-    for video in videos:
-        with av.open(str(video)) as container:
-            pictures = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-        for k in range(4):
-            part = pictures[k * 18: k * 18 + CLIP_FRAMES]
-            with av.open(str(out / f"{video.stem}_{k}.mp4"), "w") as dst:
-                stream = dst.add_stream("libx264", rate=25)
-                stream.width, stream.height, stream.pix_fmt = part[0].shape[1], part[0].shape[0], "yuv420p"
-                stream.options = {"preset": "ultrafast"}
-                for i, rgb in enumerate(part):
-                    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                    frame.pts = i
-                    for packet in stream.encode(frame):
-                        dst.mux(packet)
-                for packet in stream.encode():
-                    dst.mux(packet)
 
 
 LIPSYNC_FORMATS = (("llf", ".llf.csv"), ("a2f", ".a2f.json"), ("jsonl", ".jsonl"))

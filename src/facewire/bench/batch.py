@@ -19,7 +19,7 @@ from pathlib import Path
 from ..batch.jobs import JobSpec
 from ..batch.runner import OBJECT_STORE_MB, RunOptions, Summary, run_batch
 
-__all__ = ["HELP", "add_arguments", "main"]
+__all__ = ["HELP", "add_arguments", "main", "make_clips"]
 
 HELP = "batch items/s: one process vs Ray with 1 and N workers, Ray's per-item and start-up cost, manifest skips"
 
@@ -57,7 +57,7 @@ def _make_lines(folder: Path, count: int) -> None:
         write_wav(path, speech.samples, speech.sample_rate)
 
 
-def _make_clips(folder: Path, count: int, grid: Path) -> int:
+def make_clips(folder: Path, count: int, grid: Path) -> int:
     """Up to ``count`` H.264 clips of `CLIP_FRAMES` frames, four from each GRID video; how many."""
     import av
 
@@ -158,7 +158,7 @@ def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="fwbench-batch-") as tmp:
         root = Path(tmp)
         _make_lines(root / "voice", args.lines)
-        clips = _make_clips(root / "clips", args.clips, grid) if args.clips and grid.is_dir() else 0
+        clips = make_clips(root / "clips", args.clips, grid) if args.clips and grid.is_dir() else 0
         items = args.lines + clips
         print(f"facewire bench batch — {args.lines} spoken lines (lip sync → jsonl + llf.csv, seeded blinks and gaze)"
               f" + {clips} clips of {CLIP_FRAMES} frames (tracking → jsonl) = {items} items; {os.cpu_count()} CPUs "
