@@ -14,11 +14,9 @@ import pytest
 
 from facewire import arkit
 from facewire.frame import FaceFrame, HeadPose
-from facewire.plugins import module_exists
 from facewire.takes import open_writer
 
 FACEWIRE = [sys.executable, "-m", "facewire"]
-HAS_DEFAULT = module_exists("facewire.render.default_avatar")
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -67,7 +65,6 @@ def _wav(path: Path, seconds: float, rate: int = 16_000) -> Path:
     return path
 
 
-@pytest.mark.skipif(not HAS_DEFAULT, reason="facewire.render.default_avatar is not installed")
 def test_render_a_take_with_sound(tmp_path, take):
     out = tmp_path / "clip.mp4"
     proc = _run("render", take, "--avatar", "default", "--audio", _wav(tmp_path / "s.wav", 1.5), "--out", out,
@@ -84,7 +81,6 @@ def test_render_a_take_with_sound(tmp_path, take):
     assert np.abs(frames[12].astype(int) - frames[0].astype(int)).mean() > 0.5  # the face moved
 
 
-@pytest.mark.skipif(not HAS_DEFAULT, reason="facewire.render.default_avatar is not installed")
 def test_render_one_frame_of_a_real_take_as_png(tmp_path, shared_file):
     csv = shared_file("data/takes/jmtechart/MySlate_3_Jason_Millers_iPhone.csv")
     out = tmp_path / "face.png"
@@ -92,12 +88,6 @@ def test_render_one_frame_of_a_real_take_as_png(tmp_path, shared_file):
     assert proc.returncode == 0, proc.stderr
     picture = cv2.imread(str(out))
     assert picture.shape == (128, 96, 3) and (picture[0, 0] == 255).all()
-
-
-def test_default_avatar_missing_is_a_clear_error(tmp_path, take):
-    if HAS_DEFAULT:
-        pytest.skip("the default avatar is installed")
-    _one_line_error(_run("render", take, "--out", tmp_path / "c.mp4"), "default avatar is not available")
 
 
 @pytest.mark.parametrize("args, needles", [
@@ -138,8 +128,6 @@ def test_missing_take_and_png_with_audio(tmp_path, take):
     _one_line_error(_run("render", take, "--out", tmp_path / "f.png", "--audio", "x.wav"), "PNG has no sound")
 
 
-@pytest.mark.skipif(not (HAS_DEFAULT and module_exists("facewire.render.glb")),
-                    reason="the default avatar or the .glb loader is not installed")
 def test_render_onto_a_glb_avatar_matches_the_default(tmp_path, take):
     from facewire.render.default_avatar import default_avatar
     from facewire.render.glb import write_glb
@@ -162,7 +150,6 @@ def _keys_init() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.skipif(not HAS_DEFAULT, reason="facewire.render.default_avatar is not installed")
 def test_default_avatar_render_is_trusted_and_audited(tmp_path, take):
     unsigned = _run("render", take, "--out", tmp_path / "u.mp4", "--size", "64x64", "--quiet")
     assert unsigned.returncode == 0, unsigned.stderr

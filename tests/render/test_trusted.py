@@ -13,7 +13,6 @@ import pytest
 from facewire import arkit
 from facewire.errors import InputError
 from facewire.frame import FaceFrame
-from facewire.plugins import module_exists
 from facewire.render.photo import PhotoAvatar
 from facewire.render.seal import NoSeal
 from facewire.render.trusted import TrustedRender
@@ -33,7 +32,6 @@ from facewire.trust.registry import LikenessRegistry, default_path
 from facewire.trust.store import TrustHome
 
 PASSPHRASE = b"correct horse battery staple"
-HAS_DEFAULT = module_exists("facewire.render.default_avatar")
 
 
 def _take() -> list[FaceFrame]:
@@ -106,7 +104,6 @@ def _trusted(path: Path, home: TrustHome):
     return report.claims
 
 
-@pytest.mark.skipif(not HAS_DEFAULT, reason="facewire.render.default_avatar is not installed")
 def test_default_avatar_is_signed_and_audited(tmp_path):
     from facewire.render.default_avatar import default_avatar
 
@@ -122,7 +119,6 @@ def test_default_avatar_is_signed_and_audited(tmp_path):
     assert records[-2].payload["signed"] is True and records[-1].payload["result"] == "ok"
 
 
-@pytest.mark.skipif(not HAS_DEFAULT, reason="facewire.render.default_avatar is not installed")
 def test_default_avatar_without_keys_warns_and_still_logs(tmp_path):
     from facewire.render.default_avatar import default_avatar
 

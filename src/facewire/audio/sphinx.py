@@ -10,7 +10,6 @@ every model path explicitly so that PocketSphinx never falls back to something u
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import threading
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ModelError
+from ..models import sha256_file as _sha256
 from .phones import ARPABET, SILENCE
 
 __all__ = [
@@ -70,11 +70,6 @@ class SphinxModels:
 
 _verified: dict[Path, SphinxModels] = {}
 _lock = threading.Lock()
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify_models(root: str | Path) -> SphinxModels:

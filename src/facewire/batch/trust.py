@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from ..errors import InputError
+from ..models import sha256_file as _sha256
 
 __all__ = ["BatchTrust", "SealSpec", "sealed_params"]
 
@@ -52,14 +53,6 @@ def sealed_params(params_sha256: str, signer: str) -> str:
     """A render item's parameters hash with who seals it (``unsigned`` or the chain's SHA-256): a
     re-run after ``facewire keys init`` (or with other keys) redoes the renders."""
     return hashlib.sha256(f"{params_sha256}\0sealed-by\0{signer}".encode()).hexdigest()
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class BatchTrust:

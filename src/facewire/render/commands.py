@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ..plugins import module_exists
+from ..models import sha256_file as _sha256
 from .mesh import AvatarMesh
 
 __all__ = ["cmd_render", "is_photo", "load_avatar", "parse_size", "register"]
@@ -35,9 +35,6 @@ def load_avatar(spec: str) -> AvatarMesh:
     """``default`` (facewire's own head) or a ``.glb``/``.vrm`` file. Photos are refused here: they
     render only through `cmd_render`, which checks consent first (`facewire.render.trusted`)."""
     if spec == "default":
-        if not module_exists("facewire.render.default_avatar"):
-            raise InputError("--avatar default: facewire's default avatar is not available in this installation "
-                             "(facewire.render.default_avatar is missing); pass a .glb or .vrm file")
         from .default_avatar import default_avatar
 
         return default_avatar()
@@ -49,9 +46,6 @@ def load_avatar(spec: str) -> AvatarMesh:
         raise InputError(f"--avatar: expected 'default' or a .glb/.vrm file, got {spec!r}")
     if not os.path.isfile(spec):
         raise InputError(f"--avatar {spec}: no such file")
-    if not module_exists("facewire.render.glb"):
-        raise InputError(f"--avatar {spec}: loading .glb/.vrm avatars is not available in this installation "
-                         "(facewire.render.glb is missing)")
     from .glb import read_avatar
 
     mesh, report = read_avatar(spec)
@@ -60,16 +54,6 @@ def load_avatar(spec: str) -> AvatarMesh:
               f"ARKit shapes ({', '.join(report.missing[:6])}{', …' if len(report.missing) > 6 else ''})",
               file=sys.stderr, flush=True)
     return mesh
-
-
-def _sha256(path: str) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def is_photo(spec: str) -> bool:

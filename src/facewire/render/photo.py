@@ -16,7 +16,6 @@ the eye with a lash line as ``eyeBlink`` rises). Gaze is not animated (the photo
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -31,6 +30,7 @@ import numpy as np
 from .. import arkit
 from ..errors import InputError, NoFaceError
 from ..frame import FaceFrame
+from ..models import sha256_file as _sha256
 from .photo_basis import LOWER_LID, UPPER_LID, landmark_basis
 
 __all__ = [
@@ -126,11 +126,6 @@ def find_faces(rgb: np.ndarray, models: Any = None) -> list[np.ndarray]:
                               max_faces=MAX_FACES, iris_every=1)
     faces = [o.landmarks.astype(np.float64) for o in tracker(rgb)]
     return sorted(faces, key=lambda lm: float(lm[:468, 0].mean()))
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ Euclidean distance; the registry (`facewire.trust.registry`) documents the thres
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import threading
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, ModelError, NoFaceError
+from ..models import sha256_file as _sha256
 
 __all__ = [
     "EMBEDDING_DIM",
@@ -120,11 +120,6 @@ def model_dir() -> Path:
     if not locations:
         raise ModelError(f"face recognition models: expected the {MODEL_PACKAGE} package, found none; {_INSTALL_HINT}")
     return Path(locations[0]) / "models"
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify_models(directory: str | os.PathLike[str] | None = None) -> dict[str, Path]:

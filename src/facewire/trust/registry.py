@@ -57,6 +57,7 @@ from typing import Self
 import numpy as np
 
 from ..errors import InputError, ModelError, NoFaceError, OutputError
+from ..models import sha256_file as _file_sha256
 from .embedding import EMBEDDING_DIM, MODEL_ID, FaceEmbedder, FaceEmbedding, pick_face
 
 __all__ = [
@@ -207,14 +208,6 @@ def read_frames(path: str | os.PathLike[str], *, every_s: float = 0.5, max_frame
             next_ns = image.t_ns + round(every_s * 1e9)
     finally:
         source.close()
-
-
-def _file_sha256(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
 def _check_text(label: str, value: str | None, *, required: bool) -> str | None:
