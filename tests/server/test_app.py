@@ -424,9 +424,10 @@ def test_sessions_do_not_interfere_and_are_released(server, face_jpegs) -> None:
 
 
 # -- the command line ---------------------------------------------------------------------------------
-def test_facewire_serve_runs_the_studio(three) -> None:
+def test_facewire_serve_runs_the_studio(three, tmp_path) -> None:
+    env = {**os.environ, "FACEWIRE_HOME": str(tmp_path / "trust")}  # the studio's audit log goes here
     proc = subprocess.Popen([sys.executable, "-m", "facewire", "serve", "--port", "0"], stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
+                            stdin=subprocess.DEVNULL, text=True, env=env)
     try:
         line = proc.stderr.readline()
         match = re.search(r"studio at (http://127\.0\.0\.1:(\d+)/)", line)

@@ -5,7 +5,13 @@ three.js from the npm package installed beside the page (`find_three`, `ensure_t
 ``/avatars`` the avatars on offer; ``/avatar/NAME.glb`` one avatar (``default`` is built on first
 request and kept); ``PUT /avatar/NAME.glb`` adds one (checked by `facewire.render.glb.read_avatar`,
 which reports the ARKit shapes it lacks); ``/takes/ID.FMT`` a recorded take; ``/health``; ``/metrics`` (sessions, tracker worker processes);
-``/ws`` one `facewire.server.session.SessionRunner` per connection (its protocol is documented there).
+``/ws`` one `facewire.server.session.SessionRunner` per connection (its protocol is documented there;
+``?avatar=NAME`` names the avatar it drives, for the audit log). With ``StudioConfig.trust_home`` the
+studio audits (`facewire.server.trust`): session start/stop and take downloads are logged there, and
+``POST /photo`` (multipart: ``photo`` + ``token``) admits a portrait as a photo avatar only with consent
+(403 ``{"error": …}`` when refused); ``/photos`` lists those admitted; ``/photo/NAME/ws`` renders one:
+the page sends it the frame messages it gets on ``/ws`` and gets back binary JPEGs of the photo (the
+latest frame only, older ones dropped), watermarked as ``facewire render`` marks its frames.
 Sessions track in this process's threads, or with ``StudioConfig.workers`` in a pool of worker
 processes (`facewire.server.workers`), each session pinned to one.
 """
@@ -27,10 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from ..errors import FacewireError, InputError, ModelError
+from ..frame import FaceFrame
+from ..sinks.websocket import decode_message
+from ..trust.consent import ConsentError
 from .session import (
     CLOSE_FULL,
     CLOSE_INTERNAL,
@@ -41,6 +50,7 @@ from .session import (
     _reason,
     hello_message,
 )
+from .trust import StudioTrust, parse_form
 from .workers import TrackerPool, WorkerGone, WorkerPool
 
 __all__ = ["STATIC_DIR", "Studio", "StudioConfig", "create_app", "ensure_three", "find_three", "listen_socket"]
@@ -50,6 +60,9 @@ _PAGE_FILES = {"app.js", "style.css", "pcm-worklet.js"}
 _AVATAR_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TAKE_NAME = re.compile(r"^([0-9a-f]{16})\.(csv|glb|jsonl)$")
 _MEDIA = {"csv": "text/csv", "glb": "model/gltf-binary", "jsonl": "application/x-ndjson"}
+_PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+_CLOSE_POLICY = 1008
+_PHOTO_SIZE = (256, 256)  # streamed photo frames: small JPEGs, rendered on the CPU
 
 
 # -- three.js -----------------------------------------------------------------------------------------
@@ -132,6 +145,9 @@ class StudioConfig:
     work_dir: str | None = None  # where takes and uploads are kept (a temporary directory inside)
     workers: int = 0  # tracker processes; 0 tracks in this process's threads
     tracker_factory: Callable[[Callable[[], list]], Any] | None = None  # picklable when workers > 0
+    trust_home: str | None = None  # audit sessions and exports there, admit photo avatars; None: no trust
+    context: str | None = None  # the studio's use context (facewire consent contexts); photos need one
+    passphrase: bytes | None = field(default=None, repr=False)  # unlocks the trust home's keys
 
     def __post_init__(self) -> None:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
@@ -154,6 +170,13 @@ class Studio:
         self.trackers = TrackerPool(config.tracker_factory)  # threads mode: trackers kept between sessions
         self.pool: WorkerPool | None = None
         self._pool_lock = asyncio.Lock()
+        self.trust: StudioTrust | None = None
+        if config.trust_home is not None:
+            try:
+                self.trust = StudioTrust(config.trust_home, config.context, config.passphrase)
+            except BaseException:
+                self.close()
+                raise
 
     async def workers(self) -> WorkerPool | None:
         """The worker pool, started on first need (the app's startup starts it when served)."""
@@ -201,6 +224,8 @@ class Studio:
         return out
 
     def close(self) -> None:
+        if self.trust is not None:
+            self.trust.close()
         self.takes.close()
         self._finalizer()
 
@@ -324,16 +349,122 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
         path = studio.takes.find(match[1], match[2]) if match else None
         if path is None or not os.path.isfile(path):
             return error(404, f"no take {file!r} (takes are kept while the server runs)")
+        if studio.trust is not None:  # every download is an export: logged with the bytes' SHA-256
+            await asyncio.to_thread(studio.trust.export, path, match[1], match[2])
         return FileResponse(path, media_type=_MEDIA[match[2]], filename=f"take-{file}")
+
+    @app.post("/photo")
+    async def photo(request: Request) -> Any:
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > config.max_avatar_bytes:
+                return error(413, f"photo: expected at most {config.max_avatar_bytes} bytes, got more")
+        trust = studio.trust
+        if trust is None:
+            return error(403, "photo avatars need the studio's trust context: serve with facewire serve --context C")
+        try:
+            fields = parse_form(request.headers.get("content-type", ""), bytes(data))
+        except InputError as exc:
+            return error(400, str(exc))
+        filename, image = fields.get("photo", (None, b""))
+        if not image:
+            return error(400, "photo: expected a multipart field 'photo' holding a portrait image, got none")
+        suffix = Path(filename or "photo.png").suffix.lower()
+        if suffix not in _PHOTO_SUFFIXES:
+            return error(400, f"photo: expected a {', '.join(_PHOTO_SUFFIXES)} file, got {filename!r}")
+        name = fields.get("name", (None, b""))[1].decode("utf-8", "replace").strip() or Path(filename or "photo").stem
+        if not _AVATAR_NAME.match(name) or name == "default":
+            return error(400, f"photo name: expected 1-64 letters, digits, '-' or '_' (not 'default'), got {name!r}")
+        token = next((fields[k][1].decode("ascii", "replace").strip() for k in ("token", "grant", "attestation")
+                      if k in fields and fields[k][1].strip()), None)
+        folder = studio.uploads / "photos"
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{name}{suffix}"
+        fd, tmp = tempfile.mkstemp(suffix=suffix, dir=folder, prefix=".upload-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(image)
+        os.replace(tmp, target)
+        try:
+            permit = await asyncio.to_thread(trust.check_photo, target, name, token)
+        except ConsentError as exc:  # logged by the checks
+            target.unlink(missing_ok=True)
+            return error(403, str(exc))
+        except FacewireError as exc:
+            target.unlink(missing_ok=True)
+            return error(400, str(exc).replace(str(target), filename or name))
+        return {"name": permit.name, "context": permit.context, "grant": permit.grant_id,
+                "likeness": permit.likeness, "audit_seq": permit.audit_seq, "signed": permit.signed,
+                "sha256": permit.photo_sha256}
+
+    @app.get("/photos")
+    async def photos() -> Any:
+        admitted = studio.trust.photos if studio.trust is not None else {}
+        return {"context": config.context,
+                "photos": [{"name": p.name, "likeness": p.likeness, "grant": p.grant_id} for p in admitted.values()]}
+
+    @app.websocket("/photo/{name}/ws")
+    async def photo_ws(websocket: WebSocket, name: str) -> None:
+        await websocket.accept()
+        try:
+            if studio.trust is None:
+                raise InputError("photo avatars need the studio's trust context: serve with --context C")
+            stream = await asyncio.to_thread(studio.trust.photo_stream, name, _PHOTO_SIZE)
+        except InputError as exc:
+            await websocket.close(_CLOSE_POLICY, _reason(str(exc)))
+            return
+        latest: list[str] = []
+        ready = asyncio.Event()
+
+        async def reader() -> None:
+            with contextlib.suppress(Exception):
+                while True:
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        break
+                    if message.get("text"):
+                        latest[:] = [message["text"]]  # the newest frame only: a slow render drops older ones
+                        ready.set()
+            latest[:] = [""]
+            ready.set()
+
+        task = asyncio.create_task(reader())
+        try:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):  # the page left while we wrote
+                while True:
+                    await ready.wait()
+                    ready.clear()
+                    text = latest[0] if latest else ""
+                    if not text:
+                        break
+                    try:
+                        frame = decode_message(text)
+                        if not isinstance(frame, FaceFrame):
+                            raise InputError(f"photo stream: expected frame messages, got {frame.get('type')!r}")
+                        jpeg = await asyncio.to_thread(stream.jpeg, frame)
+                    except FacewireError as exc:  # one bad message is answered, the stream goes on
+                        await websocket.send_json({"v": 1, "type": "error", "message": str(exc)})
+                        continue
+                    await websocket.send_bytes(jpeg)
+        finally:
+            task.cancel()
+            stream.close()
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
         await websocket.accept()
+        avatar_name = websocket.query_params.get("avatar") or "default"
+        if not _AVATAR_NAME.match(avatar_name):
+            await websocket.close(_CLOSE_POLICY, _reason(f"avatar: expected 1-64 letters, digits, '-' or '_', "
+                                                         f"got {avatar_name!r}"))
+            return
         if len(studio.sessions) >= config.max_sessions:
             await websocket.close(CLOSE_FULL, f"the studio is full ({config.max_sessions} sessions); try again later")
             return
         session_id = secrets.token_hex(6)
         session: Any
+        start_seq: int | None = None
+        result = "failed"
         studio.sessions[session_id] = None  # type: ignore[assignment]  # counted while it opens
         try:
             try:
@@ -348,8 +479,13 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
                                         tracker_release=studio.trackers.release)
             runner = SessionRunner(websocket, session, config.limits)
             studio.sessions[session_id] = runner
+            if studio.trust is not None:
+                start_seq = await asyncio.to_thread(studio.trust.session_start, session_id, avatar_name)
             await runner.run(hello_message(session_id, config.limits))
+            result = "ok"
         finally:
             studio.sessions.pop(session_id, None)
+            if start_seq is not None and studio.trust is not None:
+                await asyncio.to_thread(studio.trust.session_stop, session_id, avatar_name, start_seq, result)
 
     return app

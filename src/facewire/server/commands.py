@@ -1,4 +1,8 @@
-"""CLI verb ``facewire serve``: the web studio on ``http://HOST:PORT/`` (FastAPI on uvicorn)."""
+"""CLI verb ``facewire serve``: the web studio on ``http://HOST:PORT/`` (FastAPI on uvicorn).
+
+The studio always audits into the trust home (sessions, take downloads); ``--context`` names its use
+context, without which photo avatars are refused.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "own threads, which held more sessions on 2 cores (facewire bench serve --workers 0,N)")
     p.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
                    help="close a session that sent nothing for S seconds (default 60)")
+    from ..trust.consent import CONTEXT_NAMES
+
+    t = p.add_argument_group("trust", "the studio's use context and audit log (see 'facewire consent contexts')")
+    t.add_argument("--context", choices=CONTEXT_NAMES, metavar="CONTEXT",
+                   help=f"the use context ({', '.join(CONTEXT_NAMES)}); photo avatars need one")
+    t.add_argument("--home", metavar="DIR", default=None,
+                   help="trust home: audit log, keys, likeness registry "
+                        "(default: $FACEWIRE_HOME, else the user data folder)")
+    pp = t.add_mutually_exclusive_group()
+    pp.add_argument("--passphrase-env", metavar="VAR", help="read the keys' passphrase from environment variable VAR")
+    pp.add_argument("--passphrase-file", metavar="FILE", help="read the keys' passphrase from the first line of FILE")
     p.set_defaults(func=cmd_serve)
 
 
@@ -46,10 +61,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         if not Path(args.avatars).is_dir():
             raise InputError(f"--avatars: expected a folder of .glb/.vrm files, got {args.avatars!r}")
+    from ..trust.keys import read_passphrase
+    from ..trust.store import trust_home
+
+    passphrase = read_passphrase(args.passphrase_env, args.passphrase_file)
+    home = trust_home(args.home).root
     ensure_three(_say)
     limits = SessionLimits(idle_timeout_s=args.idle_timeout)
     app = create_app(StudioConfig(limits=limits, max_sessions=args.max_sessions, avatar_dir=args.avatars,
-                                  workers=workers))
+                                  workers=workers, trust_home=str(home), context=args.context,
+                                  passphrase=passphrase))
     sock = listen_socket(args.host, args.port)  # connections wait in its backlog until uvicorn accepts them
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, ws_max_size=limits.max_message_bytes, ws_per_message_deflate=False,
@@ -58,6 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     mode = f"{workers} tracker process{'es' if workers != 1 else ''}" if workers else "tracking in threads"
     _say(f"facewire: studio at http://{host}:{port}/ (open it in a browser; Ctrl-C stops; {mode})")
+    _say(f"facewire: context {args.context or 'none (photo avatars refused)'}; audit log in {home}")
     try:
         server.run(sockets=[sock])
     finally:

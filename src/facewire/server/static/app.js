@@ -204,6 +204,7 @@ function onMessage(event) {
       fw.received.push({ at: now, seq: msg.seq, t_ns: msg.t_ns, source: msg.source, tracked: msg.tracked, weights: msg.weights });
       if (fw.received.length > KEEP) fw.received.splice(0, fw.received.length - KEEP);
       if (!fw.speech) applyFrame(msg);
+      if (photoWs) forwardToPhoto(event.data);
       break;
     }
     case 'speech': startSpeech(msg); break;
@@ -236,7 +237,10 @@ async function start() {
     stream = null;
   }
   fw.marks.media = performance.now();
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  // the avatar this session drives, named for the server's audit log
+  const picked = ($('avatar').value || '').match(/\/avatar\/([A-Za-z0-9_-]{1,64})\.glb$/);
+  const name = fw.photo || (picked ? picked[1] : 'default');
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws?avatar=${name}`;
   ws = new WebSocket(url);
   ws.binaryType = 'arraybuffer';
   ws.onopen = () => {
@@ -413,6 +417,48 @@ async function upload(file) {
   if (body.missing.length) $('avatar-note').textContent = `missing (no target, no fallback): ${body.missing.join(', ')}`;
 }
 
+// -- photo avatars -------------------------------------------------------------------------------------
+// A photo is admitted by the server only with consent (a grant or attestation token for the studio's
+// context) and rendered there (the page cannot warp a photo): the page forwards its frame messages and
+// shows the JPEGs that come back.
+let photoWs = null, photoUrl = null;
+
+function forwardToPhoto(text) {
+  if (photoWs.readyState === WebSocket.OPEN && photoWs.bufferedAmount < 65536) photoWs.send(text);
+}
+
+function openPhoto(name) {
+  if (photoWs) photoWs.close(1000);
+  photoWs = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/photo/${name}/ws`);
+  photoWs.binaryType = 'blob';
+  photoWs.onmessage = (e) => {
+    if (typeof e.data === 'string') { showError(`photo avatar: ${JSON.parse(e.data).message}`); return; }
+    const url = URL.createObjectURL(e.data);
+    const img = $('photo-view');
+    img.src = url;
+    img.hidden = false;
+    if (photoUrl) URL.revokeObjectURL(photoUrl);
+    photoUrl = url;
+  };
+  photoWs.onclose = (e) => { if (e.code !== 1000 && e.reason) showError(`photo avatar: ${e.reason}`); };
+}
+
+async function uploadPhoto() {
+  const file = $('photo-file').files[0];
+  const token = $('photo-token').files[0];
+  if (!file) { showError('photo: choose a portrait photo first'); return; }
+  const form = new FormData();
+  form.append('photo', file);
+  form.append('name', file.name.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64) || 'photo');
+  if (token) form.append('token', await token.text());
+  const response = await fetch('/photo', { method: 'POST', body: form });
+  const body = await response.json();
+  if (!response.ok) { showError(body.error); return; }
+  fw.photo = body.name;
+  $('avatar-note').textContent = `photo ${body.name}: ${body.likeness}, context ${body.context} (rendered on the server)`;
+  openPhoto(body.name);
+}
+
 // -- wiring -------------------------------------------------------------------------------------------
 $('start').addEventListener('click', () => (fw.running ? stop() : start()));
 $('calibrate').addEventListener('click', () => sendJson({ type: 'calibrate' }));
@@ -423,6 +469,10 @@ $('say-form').addEventListener('submit', (e) => {
   if (text) sendJson({ type: 'say', text });
 });
 $('avatar').addEventListener('change', (e) => loadAvatar(e.target.value).catch((err) => showError(`avatar: ${err.message}`)));
+$('photo-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  uploadPhoto().catch((err) => showError(`photo: ${err.message}`));
+});
 $('avatar-file').addEventListener('change', (e) => e.target.files[0] && upload(e.target.files[0]).catch((err) => showError(err.message)));
 
 refreshAvatars().catch(() => {});
