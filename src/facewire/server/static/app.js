@@ -4,7 +4,7 @@ import * as THREE from 'three';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 
 const KIND_JPEG = 1, KIND_PCM = 2;
-const CAPTURE_WIDTH = 320, MIN_FRAME_MS = 30, MAX_BUFFERED_BYTES = 256 * 1024, KEEP = 2000;
+const CAPTURE_WIDTH = 320, MIN_FRAME_MS = 30, FRAME_SLACK_MS = 5, MAX_BUFFERED_BYTES = 256 * 1024, KEEP = 2000;
 const $ = (id) => document.getElementById(id);
 
 const fw = window.facewire = {
@@ -283,13 +283,16 @@ function startVideo() {
   video.srcObject = stream;
   video.play().catch(() => {});
   const grabs = [document.createElement('canvas'), document.createElement('canvas')];
-  let inFlight = 0, lastMs = -1e9;
+  let inFlight = 0, lastMs = -1e9, nextDueMs = 0;
   const send = (source, width, height) => {
     const now = performance.now();
     fw.sent.camera += 1;
     // Two encodes may overlap (JPEG encoding is asynchronous and slow on a busy machine); one that
-    // never called back (a stalled tab) must not stop the camera for good.
-    if ((inFlight >= 2 && now - lastMs < 1000) || !width || now - lastMs < MIN_FRAME_MS) return;
+    // never called back (a stalled tab) must not stop the camera for good. Sending is paced to
+    // MIN_FRAME_MS on average, not frame to frame: a 25 fps camera's jitter (frames 20 ms, then 60 ms
+    // apart) must not drop every early frame.
+    if ((inFlight >= 2 && now - lastMs < 1000) || !width || now < nextDueMs - FRAME_SLACK_MS) return;
+    nextDueMs = Math.max(nextDueMs + MIN_FRAME_MS, now);
     if (!ws || ws.bufferedAmount > MAX_BUFFERED_BYTES) return;  // the network is behind: skip, never queue
     const scale = Math.min(1, CAPTURE_WIDTH / width);
     const canvas = grabs[inFlight % 2];
