@@ -220,3 +220,39 @@ def test_a_photo_cannot_bypass_the_checks(avatar, tmp_path):
     with pytest.raises(InputError, match="renders only through a trust seal"):
         render_take(_take(), avatar, tmp_path / "x.png", size=(128, 128), progress=False)
     assert not (tmp_path / "x.png").exists()
+
+
+# -- review findings (issue 8) ------------------------------------------------------------------------
+def test_a_reencoded_copy_of_a_registered_photo_is_still_matched(registered, photo, models, tmp_path):
+    """Re-encoding (JPEG q75) and resizing change every byte of the file, not the face: the registry
+    still finds alice, an attestation for the copy is not enough, and a grant bound to the copy's
+    bytes instead of alice's registered asset is refused."""
+    rgb = cv2.imread(str(photo))
+    copy = tmp_path / "copy.jpg"
+    small = cv2.resize(rgb, (rgb.shape[1] * 9 // 10, rgb.shape[0] * 9 // 10), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(copy), small, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    avatar = PhotoAvatar.from_image(copy, models=models)
+    assert avatar.asset_sha256 != likeness_reference(photo).asset_sha256
+    identity = _identity(registered)
+    attest = issue_attestation(identity, likeness=likeness_reference(copy), contexts=["entertainment"])
+    with pytest.raises(ConsentError, match=r"matches registered likeness 'Alice'.*an attestation is not enough"):
+        _render(avatar, registered, tmp_path / "a.png", context="entertainment", attestation=attest)
+    wrong = issue_grant(identity, subject="alice", likeness=likeness_reference(copy), contexts=["entertainment"])
+    with pytest.raises(ConsentError, match="covers likeness sha256"):
+        _render(avatar, registered, tmp_path / "b.png", context="entertainment", grant=wrong)
+    assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
+    assert [r.payload["result"] for r in _records(registered)[-2:]] == ["refused", "refused"]
+
+
+def test_a_failed_session_is_logged_even_when_its_error_quotes_a_token(tmp_path):
+    """The audit log refuses signed tokens; a crash whose message quotes one must still end its session."""
+    from facewire.render.default_avatar import default_avatar
+
+    home = _home(tmp_path / "home")
+    token = issue_grant(_identity(home), subject="alice", likeness=likeness_reference(b"x"), contexts=["telepresence"])
+    with pytest.raises(RuntimeError, match="boom"), TrustedRender(default_avatar(), home=home.root,
+                                                                  passphrase=PASSPHRASE):
+        raise RuntimeError(f"boom while using {token}")
+    stop = _records(home)[-1]
+    assert stop.kind == "session-stop" and stop.payload["result"] == "failed"
+    assert "RuntimeError" in stop.payload["error"] and token not in stop.payload_json

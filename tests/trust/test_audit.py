@@ -377,3 +377,44 @@ def test_home_log_signs_only_with_the_home_identity(tmp_path, signer):
         assert log.signer is None
         report = log.verify()
     assert report.ok and report.checkpoints == 1 and report.signed_seq == 1
+
+
+# -- review findings (issue 8) ------------------------------------------------------------------------
+def test_grant_tokens_are_refused_as_secrets(tmp_path, signer):
+    """A consent grant works for whoever holds it: the log names it by id or digest, never in full."""
+    from facewire.trust.consent import issue_grant, likeness_reference
+
+    token = issue_grant(signer, subject="alice", likeness=likeness_reference(b"alice"), contexts=["telepresence"])
+    with AuditLog(tmp_path / "audit.db", signer) as log:
+        with pytest.raises(InputError, match=r"payload\.grant: holds a signed token"):
+            log.append("session-start", {"grant": token})
+        with pytest.raises(InputError, match=r"payload\.notes\[0\]: holds a signed token"):
+            log.append("session-start", {"notes": [f"checked {token} just now"]})
+        assert log.records() == []
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        log.append("consent-check", {"jti": "g-0123456789abcdef", "token_sha256": digest, "note": "a.b.c"})
+        assert len(log.records()) == 1
+
+
+def test_a_grant_signers_key_cannot_vouch_for_the_home_audit_log(tmp_path, signer):
+    """Keys trusted for consent grants (likeness owners) are not trusted for audit checkpoints."""
+    from facewire.trust.audit import checkpoint_keys, home_log
+    from facewire.trust.keys import save_identity, trust_public_key
+    from facewire.trust.store import TrustHome
+
+    home = TrustHome(tmp_path / "home")
+    save_identity(signer, home)
+    owner = generate_identity("alice")
+    pub = tmp_path / "alice.pub.pem"
+    pub.write_bytes(owner.public_key.pem())
+    trust_public_key(home, pub)  # alice's grants verify here from now on
+    with AuditLog(home.audit_db, owner, checkpoint_every=5) as forged:  # someone holding alice's key rewrites it
+        for i in range(5):
+            forged.append("export", {"i": i})
+    assert set(checkpoint_keys(home.root)) == {signer.key_id}
+    with home_log(home.root) as log:
+        report = log.verify()
+    assert not report.ok
+    assert any(f"signed by key {owner.key_id}, which is not trusted here" in p for p in report.problems)
+    with home_log(home.root, owner) as log:  # and alice's identity signs no checkpoint in this home
+        assert log.signer is None

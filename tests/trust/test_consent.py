@@ -337,3 +337,20 @@ def test_home_verifier_uses_the_home_keys_and_store(owner, likeness, tmp_path):
     finally:
         again.store.close()
     assert home.consent_db.is_file()
+
+
+def test_times_beyond_the_calendar_are_refused_clearly_and_logged(owner, likeness, store, tmp_path):
+    """Review (issue 8): a signed token whose times no calendar can show (year 300,000, or before year 1)
+    is a logged refusal with a one-line reason, not a crash that skips the audit record."""
+    far = 10**13  # Unix seconds in the year ~318,857: datetime cannot format it
+    with AuditLog(tmp_path / "audit.db", owner) as log:
+        verifier = ConsentVerifier({owner.key_id: owner.public_key}, store, audit=log)
+        late = _grant(owner, likeness, jti="g-late", not_before_s=far, expires_s=far + DAY)
+        with pytest.raises(ConsentError, match=r"grant g-late is not valid before 10000000000000 \(Unix seconds\)"):
+            verifier.verify(late, context="telepresence", now_s=NOW)
+        early = _grant(owner, likeness, jti="g-early", not_before_s=-far, expires_s=-far + DAY)
+        with pytest.raises(ConsentError, match=r"grant g-early expired at -9999999913600 \(Unix seconds\)"):
+            verifier.use(early, context="telepresence", now_s=NOW)
+        payloads = [r.payload for r in log.records(kind="consent-check")]
+    assert [(p["jti"], p["result"]) for p in payloads] == [("g-late", "refused"), ("g-early", "refused")]
+    assert store.uses("g-early") == 0

@@ -152,3 +152,14 @@ def test_trust_home_precedence(tmp_path, monkeypatch):
     assert trust_home(tmp_path / "flag").root == tmp_path / "flag"
     monkeypatch.delenv("FACEWIRE_HOME")
     assert trust_home().root.name == "trust"
+
+
+def test_home_key_readable_by_others_is_refused(tmp_path):
+    """Review (issue 8): a home key whose mode was loosened after creation (a copy, a restore) is refused."""
+    home = TrustHome(tmp_path / "home")
+    save_identity(generate_identity("me"), home, b"pass phrase")
+    os.chmod(home.key_file, 0o644)
+    with pytest.raises(InputError, match=r"readable by others \(mode 0644\): run 'chmod 600 .*identity\.key\.pem'"):
+        load_identity(home, b"pass phrase")
+    os.chmod(home.key_file, 0o600)
+    assert load_identity(home, b"pass phrase").name == "me"

@@ -196,3 +196,17 @@ def test_cli_verify_exit_codes(signed, chain, tmp_path):
     assert tampered.returncode == 1 and "Invalid" in tampered.stdout
     missing = _verify(tmp_path / "nope.png")
     assert missing.returncode == 2 and "nope.png" in missing.stderr
+
+
+def test_a_foreign_chain_carrying_our_root_is_not_trusted(media, chain, tmp_path):
+    """Review (issue 8): an attacker's chain that merely *includes* facewire's root certificate (after
+    their own signer and root) must not validate as Trusted against that root, in c2pa's Reader or ours."""
+    from facewire.trust.certs import SigningChain
+
+    theirs = create_signing_chain(tmp_path / "attacker", subject="facewire local signer")
+    forged = tmp_path / "forged-chain.pem"
+    forged.write_bytes(theirs.chain_pem() + (theirs.root_pem() or b"") + chain.root_pem())
+    out = sign_file(media[".png"], tmp_path / "forged.png", SigningChain(forged, theirs.key), CLAIMS)
+    state, _ = _c2pa_state(out, chain.root_pem())
+    assert state == "Valid"  # the signature holds; the signer just does not chain to our root
+    assert read_manifest(out, chain.root).status == "Valid"

@@ -147,3 +147,31 @@ def test_read_is_frozen(marked):
     read = extract(marked)
     with pytest.raises(ValueError):
         read.bits[0] = 1
+
+
+def test_false_positive_rate_on_200_unmarked_pictures(astronaut, shared_file):
+    """Review (issue 8): the CRC is only 16 bits (and 16 chase tries make a random read pass it 1 time in
+    4,096), so the confidence gate must keep unmarked pictures from ever reaching it: none may read valid."""
+    import skimage.data
+
+    grid = shared_file("data/video/grid/bbaf2n.mpg")
+    pictures = []
+    for path in sorted(grid.parent.glob("*.mpg")):
+        with av.open(str(path)) as c:
+            pictures += [f.to_ndarray(format="rgb24") for i, f in zip(range(50), c.decode(video=0)) if i % 5 == 0]
+    stills = [astronaut, skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket(),
+              np.repeat(skimage.data.camera()[:, :, None], 3, axis=2)]
+    rng = np.random.default_rng(11)
+    pictures += stills
+    pictures += [np.full((256, 256, 3), v, np.uint8) for v in (0, 128, 255)]
+    pictures += [np.repeat(np.linspace(0, 255, 320, dtype=np.uint8)[None, :, None], 3, 2).repeat(200, 0)]
+    pictures += [rng.integers(0, 256, (200, 260, 3), dtype=np.uint8) for _ in range(5)]
+    while len(pictures) < 200:  # random crops, 64 px and up, of real pictures
+        still = stills[rng.integers(len(stills))]
+        side = int(rng.integers(64, min(still.shape[:2])))
+        y, x = (int(rng.integers(0, n - side + 1)) for n in still.shape[:2])
+        pictures.append(np.ascontiguousarray(still[y:y + side, x:x + side]))
+    reads = [extract(p) for p in pictures]
+    assert len(reads) == 200
+    assert [r.payload for r in reads if r.valid] == []
+    assert max(r.confidence for r in reads) < watermark.VALID_CONFIDENCE

@@ -15,6 +15,26 @@ One `TrustedRender` session per render, in this order:
    was signed) and ``session-stop`` (frames, result), hash-chained in the home's ``audit.db``.
 4. **Seal.** A `facewire.trust.seal.TrustSeal` that watermarks every frame with the session-start
    record's reference and signs the file with a C2PA manifest naming the grant and context.
+
+Limits of this design (reviewed in issue 8), by intent rather than by accident:
+
+* **The registry is matched by face, the attestation by file.** A registered person is found by
+  the embedding of the pixels actually rendered, so a re-encoded, resized or cropped copy of a
+  registered photo still needs that person's grant, and a grant (bound to the *registered* asset
+  and subject) covers any photo of them. An attestation names one exact file (SHA-256 of its bytes):
+  a re-encoded copy needs its own. A face that no longer matches (heavy disguise, distance above
+  the registry threshold) counts as unregistered: see the registry's measured false-reject rate.
+* **Every key the home trusts may sign a grant for any registered subject**, the home's own
+  identity included: the registry does not record which key belongs to which subject. The operator
+  who owns the trust home (its registry, keys and databases) is trusted; the checks stop careless
+  use and outsiders, not that operator.
+* **Consent is checked once, at session start.** A grant that expires or is revoked during a
+  session does not stop it; the next session is refused. Revocations are local to this home's
+  ``consent.db``: one made elsewhere must be repeated here.
+* **The audience is ``facewire`` by default** for every installation, so a grant is bound to the
+  keys that trust its signer, not to one operator; an owner who wants that names an audience.
+* The photo is hashed and decoded by `facewire.render.photo.PhotoAvatar.from_image` in two reads
+  of the file: whoever can rewrite the file between them can render other pixels under its hash.
 """
 
 from __future__ import annotations
@@ -119,7 +139,12 @@ class TrustedRender:
         try:
             if self.permit is not None and not self._stopped:
                 reason = "interrupted" if exc_type is KeyboardInterrupt else (str(exc)[:300] if exc else "")
-                self.log.append("session-stop", {"result": "failed", "error": reason})
+                try:
+                    self.log.append("session-stop", {"result": "failed", "error": reason})
+                except InputError:  # the message quoted something secret-looking: log the stop without it
+                    self.log.append("session-stop", {"result": "failed",
+                                                     "error": f"{type(exc).__name__} (message withheld: it looked "
+                                                              "like a secret)"})
         finally:
             self.log.close()
 

@@ -31,7 +31,15 @@ rolls the log back to an earlier consistent state; only a copy of the latest che
 elsewhere (``facewire audit show --checkpoints``, given back as ``audit verify --anchor FILE``)
 detects that. A cleanly closed log ends with a
 checkpoint, so only the records of a process that died since its last checkpoint are exposed.
+Deleting *every* checkpoint and rewriting the chain is the extreme case of that rollback: the
+report then says only that no checkpoint signs the records, and again only a saved anchor catches it.
 Triggers refuse ``UPDATE``/``DELETE`` through SQLite as a guard against accidents, not attackers.
+
+A trust home's log (`home_log`) accepts checkpoints signed by the home's own identity only
+(`checkpoint_keys`), not by the keys it trusts for consent grants. Payloads refuse secrets: keys
+named like passphrases or private keys, PEM private keys, and signed tokens (grants and
+attestations work for whoever holds them, so records name them by ``jti`` or SHA-256). The file
+and its WAL are created 0600.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ __all__ = [
     "Checkpoint",
     "Signer",
     "canonical_json",
+    "checkpoint_keys",
     "format_records",
     "home_log",
     "read_log",
@@ -83,6 +92,9 @@ _DOMAIN = b"facewire-audit-checkpoint-v1\n"  # a checkpoint signature can never 
 _KIND_RE = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 _SECRET_KEYS = ("passphrase", "password", "secret", "private_key", "privatekey", "private-key")
 _MAX_PROBLEMS = 50
+# a compact JWS (a consent grant or attestation) or a cut-off piece of one: header and claims are base64url
+# JSON objects, so both begin "eyJ" ('{"'). A grant works for whoever holds it: only its id or digest is logged
+_JWS_RE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -210,6 +222,9 @@ def _check_payload(payload: Mapping[str, Any]) -> str:
                 walk(item, f"{where}[{i}]")
         elif isinstance(value, str) and "PRIVATE KEY" in value:
             raise InputError(f"audit payload {where}: holds a private key; secrets never go into the audit log")
+        elif isinstance(value, str) and _JWS_RE.search(value):
+            raise InputError(f"audit payload {where}: holds a signed token (a grant works for whoever holds it); "
+                             "log its id ('jti') or SHA-256 instead: secrets never go into the audit log")
 
     walk(payload, "payload")
     try:
@@ -224,6 +239,9 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0,
                                    isolation_level=None, check_same_thread=False)
         else:
+            from .store import private_db
+
+            private_db(path)  # 0600 before SQLite makes it (and its -wal): records name people and files
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
@@ -535,14 +553,32 @@ def read_log(path: str | os.PathLike[str], kind: str | None = None,
         conn.close()
 
 
+def checkpoint_keys(home: str | os.PathLike[str] | None = None,
+                    extra: Sequence[PublicKey] = ()) -> dict[str, PublicKey]:
+    """The keys whose checkpoint signatures a trust home's audit log accepts: its own identity (the only
+    key that signs them) and ``extra`` (e.g. ``audit verify --key``), *not* the keys trusted for consent
+    grants: a likeness owner's key must not be able to vouch for a rewritten log."""
+    from .keys import load_public_key
+    from .store import trust_home
+
+    place = trust_home(home)
+    keys: dict[str, PublicKey] = {}
+    if place.public_key_file.exists():
+        own = load_public_key(place.public_key_file)
+        keys[own.key_id] = own
+    for public in extra:
+        keys[public.key_id] = public
+    return keys
+
+
 def home_log(home: str | os.PathLike[str] | None = None, signer: Signer | None = None, **kwargs: Any) -> AuditLog:
     """The trust home's audit log (``--home``, else ``$FACEWIRE_HOME``, else the user data dir), trusting
-    the home's keys for checkpoints. A ``signer`` that is not the home's own identity signs no checkpoints."""
-    from .keys import trusted_keys
+    the home's own identity for checkpoints (see `checkpoint_keys`). A ``signer`` that is not the home's
+    own identity signs no checkpoints."""
     from .store import trust_home
 
     place = trust_home(home).ensure()
-    keys = trusted_keys(place)
+    keys = checkpoint_keys(place.root)
     if signer is not None and signer.key_id not in keys:
         signer = None
     return AuditLog(place.audit_db, signer, trusted_keys=keys, **kwargs)

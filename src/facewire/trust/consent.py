@@ -29,7 +29,18 @@ the claims, time, audience, issuer, context, likeness, revocation and (for `Cons
 the number of uses, which is incremented in one ``BEGIN IMMEDIATE`` transaction so that a replay
 beyond ``max_uses`` is refused across processes. Every failure is a `ConsentError` saying exactly
 what is wrong. The revocation list and use counts live in the trust home's ``consent.db``: they
-protect against replay by others, not against someone who can write that file.
+protect against replay by others, not against someone who can write that file. That file also keeps
+the tokens it has seen (for ``consent list``), and a token is a bearer credential, so it is created
+0600 whatever the folder's mode (`facewire.trust.store.private_db`).
+
+Limits a caller must know: `ConsentVerifier.verify` and `ConsentVerifier.use` bind a token to a
+likeness only when given ``likeness_sha256`` (without it any likeness passes: a caller animating a
+face must pass it, as `facewire.render.trusted` does); without a ``store`` nothing is revoked or
+counted; the default audience (`DEFAULT_AUDIENCE`) is the same for every installation, so what
+binds a grant to a verifier is that verifier trusting the signer's key; revocations are local to
+one ``consent.db``; and a ``jti`` names a token across all trusted signers, so one trusted signer
+can reuse another's ``jti``, which can only make that token refused sooner (a shared revocation and
+use count), never accept anything. A time beyond the calendar is refused, shown in Unix seconds.
 """
 
 from __future__ import annotations
@@ -208,7 +219,10 @@ class Grant:
 
 
 def _when(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):  # a signed time no calendar shows: still a clear refusal
+        return f"{seconds} (Unix seconds)"
 
 
 # -- time arguments -------------------------------------------------------------------------------
@@ -497,8 +511,10 @@ class ConsentStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        from .store import private_db
+
+        private_db(self.path)  # 0600 before SQLite makes it (and its -wal): it holds usable grant tokens
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn: sqlite3.Connection | None = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")

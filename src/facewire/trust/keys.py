@@ -2,7 +2,8 @@
 
 The private key is PKCS#8 PEM, encrypted with the passphrase when one is given
 (``BestAvailableEncryption``), in a file created with mode 0600 by ``os.open`` (never readable by
-others, not even between creation and a later chmod). A key is named by its RFC 7638 JWK
+others, not even between creation and a later chmod); a home's key found readable by others later is
+refused, as ssh does. A key is named by its RFC 7638 JWK
 thumbprint (SHA-256 over ``{"crv":"Ed25519","kty":"OKP","x":…}``, base64url): the ``kid`` of the
 tokens it signs and the fingerprint ``facewire keys show`` prints. Passphrases come from an
 environment variable, a file or a prompt, never from a command-line value, and are never logged.
@@ -201,10 +202,24 @@ def load_identity(home: TrustHome, passphrase: bytes | None = None, *,
     path = Path(key_file) if key_file else home.key_file
     if not key_file and not path.exists():
         raise InputError(f"no identity in trust home {home.root}: run 'facewire keys init' first")
+    if not key_file:
+        _check_private_mode(path)
     key = load_private_key(path, passphrase)
     if name is None:
         name = _identity_name(home) if not key_file else path.stem
     return Identity(name or "facewire", key)
+
+
+def _check_private_mode(path: Path) -> None:
+    """Refuse the home's key once others may read it (as ssh does): it was created 0600, so a looser
+    mode means someone changed it (a copy, a restore) and the key may already be exposed."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError as exc:
+        raise InputError(f"private key {path}: cannot read it ({exc.strerror or exc})") from exc
+    if mode & 0o077:
+        raise InputError(f"private key {path} is readable by others (mode {mode:04o}): run 'chmod 600 {path}' "
+                         f"and consider the key exposed")
 
 
 def _identity_name(home: TrustHome) -> str:

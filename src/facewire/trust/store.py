@@ -2,7 +2,9 @@
 
 The home is, in order of precedence, the ``--home`` flag, the ``FACEWIRE_HOME`` environment
 variable, or ``platformdirs.user_data_dir("facewire")/trust``. It is created with mode 0700 so the
-files in it (keys, the consent database, the audit log) are private to the user.
+files in it (keys, the consent database, the audit log) are private to the user; those databases
+are also created (and kept) 0600 themselves, because a home given with ``--home`` may already
+exist with looser permissions, and ``consent.db`` holds grant tokens that work for whoever has them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import platformdirs
 
 from ..errors import OutputError
 
-__all__ = ["HOME_ENV", "TrustHome", "default_home", "trust_home"]
+__all__ = ["HOME_ENV", "TrustHome", "default_home", "private_db", "trust_home"]
 
 HOME_ENV = "FACEWIRE_HOME"
 
@@ -74,6 +76,29 @@ class TrustHome:
             except OSError as exc:
                 raise OutputError(f"cannot create trust home folder {directory}: {exc.strerror or exc}") from exc
         return self
+
+
+def private_db(path: str | os.PathLike[str]) -> Path:
+    """Make sure the SQLite file ``path`` (and its ``-wal``/``-shm`` files, if any) is readable by
+    its owner only: created 0600 before SQLite opens it (SQLite gives its WAL and shared-memory files
+    the database's mode), an existing one of ours tightened to 0600."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # umask only removes bits
+        except FileExistsError:
+            pass
+        for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            try:
+                info = os.stat(each)
+            except FileNotFoundError:
+                continue
+            if info.st_mode & 0o077 and info.st_uid == os.getuid():
+                os.chmod(each, info.st_mode & 0o600)
+    except OSError as exc:
+        raise OutputError(f"cannot create {path}: {exc.strerror or exc}") from exc
+    return path
 
 
 def trust_home(override: str | os.PathLike[str] | None = None) -> TrustHome:
