@@ -345,10 +345,11 @@ def _audit_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from .audit import verify_log
-    from .keys import load_public_key, trusted_keys
+    from .audit import checkpoint_keys, verify_log
+    from .keys import load_public_key
 
-    keys = trusted_keys(_home(args), [load_public_key(p) for p in args.key or ()])
+    # only the home's own identity (and --key) vouch for its log, never a key trusted for grants
+    keys = checkpoint_keys(_home(args).root, [load_public_key(p) for p in args.key or ()])
     anchors = []
     for path in args.anchor or ():
         lines = [line for line in _read_token(path).splitlines() if line.strip()]
