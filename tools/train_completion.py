@@ -1,0 +1,66 @@
+"""Train facewire's headset-mode completion model (src/facewire/data/completion.npz) on the real takes.
+
+Deterministic: fixed seeds, a fixed list of takes (every ``*.csv`` under ``../shared/data/takes``,
+sorted) minus the held-back ones (`completion.HELD_BACK`, one per performer, never trained on), and a
+model file written with fixed zip timestamps, so the same inputs give the same bytes and the same
+SHA-256. After a retrain, paste the printed digest into `completion.DEFAULT_MODEL_SHA256`.
+
+Run: python tools/train_completion.py [--takes-dir ../shared/data/takes] [--out PATH] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from facewire.expression.completion import (
+    HELD_BACK,
+    MODES,
+    CompletionModel,
+    Take,
+    TrainConfig,
+    evaluate,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--takes-dir", type=Path, default=REPO.parent / "shared" / "data" / "takes")
+    ap.add_argument("--out", type=Path, default=REPO / "src" / "facewire" / "data" / "completion.npz")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--members", type=int, default=TrainConfig.members)
+    ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    args = ap.parse_args(argv)
+
+    paths = sorted(args.takes_dir.glob("*/*.csv"))
+    names = [p.relative_to(args.takes_dir).as_posix() for p in paths]
+    missing = [h for h in HELD_BACK if h not in names]
+    if missing:
+        print(f"train_completion: held-back takes not found under {args.takes_dir}: {missing}", file=sys.stderr)
+        return 2
+    # named by their path under takes/, as HELD_BACK names them, so the model's record can be checked
+    train = [replace(Take.read(p), name=n) for p, n in zip(paths, names) if n not in HELD_BACK]
+    held = [replace(Take.read(args.takes_dir / h), name=h) for h in HELD_BACK]
+    print(f"training on {len(train)} takes: {', '.join(t.name for t in train)}")
+    print(f"held back: {', '.join(HELD_BACK)}")
+    config = TrainConfig(members=args.members, epochs=args.epochs, seed=args.seed)
+    started = time.monotonic()
+    model = CompletionModel.train(train, tuple(MODES), config=config,
+                                  progress=lambda m: print(f"  mode {m}: {time.monotonic() - started:.0f} s", flush=True))
+    model.save(args.out)
+    data = args.out.read_bytes()
+    for mode in MODES:
+        scores = evaluate(model, held, mode)
+        print(f"{mode:11s}" + "  ".join(f"{g} {s.improvement:+.0%}" for g, s in scores.items()))
+    print(f"wrote {args.out} ({len(data)} bytes), SHA-256 {hashlib.sha256(data).hexdigest()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
