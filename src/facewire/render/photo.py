@@ -30,7 +30,6 @@ import numpy as np
 from .. import arkit
 from ..errors import InputError, NoFaceError
 from ..frame import FaceFrame
-from ..models import sha256_file as _sha256
 from .photo_basis import LOWER_LID, UPPER_LID, landmark_basis
 
 __all__ = [
@@ -105,6 +104,29 @@ def load_photo(path: str | os.PathLike[str], max_side: int = MAX_PHOTO_SIDE) -> 
     return read_image(p, max_side=max_side)
 
 
+def _load_hashed(path: Path, max_side: int) -> tuple[np.ndarray, str]:
+    """The photo's pixels and the SHA-256 of the very bytes they were decoded from: the file is read
+    once into a private copy, so rewriting it between hashing and decoding (to render other pixels
+    under an attested hash) cannot work."""
+    import hashlib
+    import tempfile
+
+    try:
+        data = path.expanduser().read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return load_photo(path, max_side), ""  # load_photo words the error
+    except OSError as exc:
+        raise InputError(f"photo {path}: cannot read ({exc.strerror or exc})") from exc
+    with tempfile.TemporaryDirectory(prefix="facewire-photo-") as folder:
+        copy = Path(folder) / f"photo{path.suffix.lower()}"
+        copy.write_bytes(data)
+        try:
+            rgb = load_photo(copy, max_side)
+        except InputError as exc:
+            raise InputError(str(exc).replace(str(copy), str(path))) from exc.__cause__
+    return rgb, hashlib.sha256(data).hexdigest()
+
+
 def _as_rgb(image: np.ndarray, max_side: int) -> np.ndarray:
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 16:
@@ -165,8 +187,8 @@ class PhotoAvatar:
         (1 = leftmost) says which; without one that is an `InputError` asking for it."""
         if isinstance(image, (str, os.PathLike)):
             path = Path(image)
-            rgb = load_photo(path, max_side)
-            label, asset, source = str(image), _sha256(path), str(path)
+            rgb, asset = _load_hashed(path, max_side)
+            label, source = str(image), str(path)
             name = name or path.stem
         else:
             rgb = _as_rgb(image, max_side)
