@@ -136,3 +136,34 @@ def test_10k_frames_over_websocket_exactly() -> None:
     assert stats.dropped == 0 and (rstats.bad_packets, rstats.frames) == (0, 10_000)
     # the JSON schema is lossless: every field, every bit
     assert [f.to_json() for f in got] == [f.to_json() for f in frames]
+
+
+def test_10k_frames_over_vrchat_osc_exactly_what_the_protocol_carries() -> None:
+    """VRChat OSC carries Unified Expressions parameters, not ARKit weights: with every change sent
+    (epsilon 0) and one bundle per frame, each of 10,000 frames arrives, and the receiver's frame is
+    exactly what the sent parameters (as float32) map back to."""
+    import struct
+
+    from facewire.retarget import arkit_from_unified, unified_expressions
+    from facewire.sinks import VrchatReceiver, VrchatSink
+
+    frames = make_frames(10_000, seed=3)
+    with VrchatReceiver("127.0.0.1", 0) as receiver:
+        collector = Collector(receiver, len(frames))
+        with VrchatSink("127.0.0.1", receiver.address[1], max_rate_hz=2000.0, epsilon=0.0, resend_s=None,
+                        bundle=True) as sink:
+            for frame in frames:
+                sink.send(frame)
+                assert sink.flush(5.0)
+        got = collector.join()
+        rstats = receiver.statistics()
+    stats = sink.statistics()
+    assert (stats.frames_in, stats.frames_sent, stats.frames_dropped, stats.packets_dropped) == (10_000, 10_000, 0, 0)
+    assert (rstats.packets, rstats.bad_packets, rstats.frames) == (10_000, 0, 10_000)
+    f32 = struct.Struct(">f")
+    state: dict[str, float] = {}
+    for sent, back in zip(frames, got):
+        state.update({k: f32.unpack(f32.pack(v))[0] for k, v in unified_expressions(sent.weights, sent.gaze).items()})
+        weights, gaze = arkit_from_unified(state)
+        np.testing.assert_array_equal(back.weights, weights)
+        assert back.gaze == gaze
