@@ -1,5 +1,6 @@
 """The photo avatar on real faces (skimage's astronaut, a GRID speaker): the mouth opens onto a dark
-cavity, one eye closes alone, the head turns, the background stays bit for bit; bad photos fail clearly."""
+cavity, one eye closes alone, the irises follow the gaze, the tongue comes out, the head turns, the
+background stays bit for bit; bad photos fail clearly."""
 
 from __future__ import annotations
 
@@ -12,17 +13,18 @@ import pytest
 
 from facewire import arkit
 from facewire.errors import InputError, NoFaceError
-from facewire.frame import FaceFrame, HeadPose
+from facewire.frame import FaceFrame, Gaze, HeadPose
 from facewire.render.photo import YAW_LIMIT_DEG, PhotoAvatar, PhotoRenderer, load_photo
+from facewire.render.photo_basis import LOWER_LID, UPPER_LID
 
 SIZE = (192, 192)
 
 
-def _frame(head: HeadPose | None = None, **weights: float) -> FaceFrame:
+def _frame(head: HeadPose | None = None, gaze: Gaze | None = None, **weights: float) -> FaceFrame:
     w = np.zeros(arkit.COUNT, np.float32)
     for name, value in weights.items():
         w[arkit.INDEX[name]] = value
-    return FaceFrame(t_ns=0, seq=0, weights=w, head=head or HeadPose())
+    return FaceFrame(t_ns=0, seq=0, weights=w, head=head or HeadPose(), gaze=gaze or Gaze())
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +138,97 @@ def test_a_grid_speaker(shared_file, models):
     assert np.array_equal(neutral, r.base)
     mouth = _box(r.landmarks[[61, 291, 13, 14, 17], :2], 0.3, neutral.shape[:2])
     assert int((_luma(opened[mouth]) < 50).sum()) > int((_luma(neutral[mouth]) < 50).sum()) + 8
+
+
+# -- the eyes' gaze and the tongue -------------------------------------------------------------------
+EYES = {"Left": (263, 362), "Right": (33, 133)}  # (outer, inner) corners; the subject's left is the picture's right
+
+
+@pytest.fixture(scope="module")
+def eye_renderer(astronaut_avatar) -> PhotoRenderer:
+    return PhotoRenderer(astronaut_avatar, (320, 320))  # the irises ~10 px across: room to see them move
+
+
+def _opening(lm: np.ndarray, side: str) -> np.ndarray:
+    outer, inner = EYES[side]
+    return np.vstack([lm[[outer]], lm[list(UPPER_LID[side])], lm[[inner]], lm[list(LOWER_LID[side])[::-1]]])[:, :2]
+
+
+def _iris_centroid(rgb: np.ndarray, lm: np.ndarray, side: str) -> np.ndarray:
+    """(x, y) of the dark pixels' centre inside the photo's eye opening: the iris and pupil."""
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(_opening(lm, side)).astype(np.int32)], 1)
+    luma = _luma(rgb)
+    inside = mask.astype(bool)
+    dark = np.clip(np.median(luma[inside]) - luma, 0, None) * inside
+    ys, xs = np.mgrid[0:rgb.shape[0], 0:rgb.shape[1]]
+    return np.array([(dark * xs).sum(), (dark * ys).sum()]) / dark.sum()
+
+
+def _inside_eye_box(point: np.ndarray, lm: np.ndarray, side: str) -> bool:
+    (x0, y0), (x1, y1) = _opening(lm, side).min(0), _opening(lm, side).max(0)
+    return bool(x0 <= point[0] <= x1 and y0 <= point[1] <= y1)
+
+
+def test_gaze_yaw_moves_both_irises_towards_the_subjects_left(eye_renderer):
+    r, lm = eye_renderer, eye_renderer.landmarks
+    neutral = r.render(_frame())
+    looking = r.render(_frame(gaze=Gaze(left_yaw_deg=20.0, right_yaw_deg=20.0)))
+    away = r.render(_frame(gaze=Gaze(left_yaw_deg=-20.0, right_yaw_deg=-20.0)))
+    for side in ("Left", "Right"):
+        before, after = _iris_centroid(neutral, lm, side), _iris_centroid(looking, lm, side)
+        assert after[0] > before[0] + 1.0, (side, before, after)  # the subject's left is the picture's right
+        assert _inside_eye_box(after, lm, side)
+        assert _iris_centroid(away, lm, side)[0] < before[0] - 1.0
+    # the gaze redraws inside the eyes only: the brows, the nose and the background stay
+    rest = np.ones(neutral.shape[:2], bool)
+    for side in ("Left", "Right"):
+        rest[_box(_opening(lm, side), 0.15, neutral.shape[:2])] = False
+    assert np.array_equal(looking[rest], neutral[rest])
+
+
+def test_gaze_pitch_up_moves_the_irises_up(eye_renderer):
+    r, lm = eye_renderer, eye_renderer.landmarks
+    neutral = r.render(_frame())
+    up = r.render(_frame(gaze=Gaze(left_pitch_deg=20.0, right_pitch_deg=20.0)))
+    for side in ("Left", "Right"):
+        before, after = _iris_centroid(neutral, lm, side), _iris_centroid(up, lm, side)
+        assert after[1] < before[1] - 0.5, (side, before, after)  # image y grows downwards
+        assert _inside_eye_box(after, lm, side)
+
+
+def test_eye_look_out_left_turns_the_left_eye_outwards_alone(eye_renderer):
+    r, lm = eye_renderer, eye_renderer.landmarks
+    neutral = r.render(_frame())
+    out = r.render(_frame(eyeLookOutLeft=1.0))
+    before, after = _iris_centroid(neutral, lm, "Left"), _iris_centroid(out, lm, "Left")
+    assert after[0] > before[0] + 1.0, (before, after)
+    right = _box(_opening(lm, "Right"), 0.15, neutral.shape[:2])
+    assert np.array_equal(out[right], neutral[right])
+    # the right eye's "out" is the subject's right: the picture's left
+    right_out = r.render(_frame(eyeLookOutRight=1.0))
+    assert _iris_centroid(right_out, lm, "Right")[0] < _iris_centroid(neutral, lm, "Right")[0] - 1.0
+
+
+def test_a_wild_gaze_keeps_the_iris_in_the_eye(eye_renderer):
+    r, lm = eye_renderer, eye_renderer.landmarks
+    neutral = r.render(_frame())
+    far = r.render(_frame(gaze=Gaze(left_yaw_deg=89.0, right_yaw_deg=89.0, left_pitch_deg=-89.0)))
+    for side in ("Left", "Right"):
+        centroid = _iris_centroid(far, lm, side)
+        assert _inside_eye_box(centroid, lm, side)
+        assert centroid[0] > _iris_centroid(neutral, lm, side)[0] + 1.0  # turned, as far as the opening lets it
+
+
+def test_tongue_out_shows_past_the_lower_lip(renderer):
+    lm = renderer.landmarks
+    opened = renderer.render(_frame(jawOpen=0.7))
+    tongue = renderer.render(_frame(jawOpen=0.7, tongueOut=1.0))
+    below = _box(lm[[17, 84, 314], :2], 0.4, opened.shape[:2])  # the lower lip's outside, above the chin
+    red = lambda img: img[below][..., 0].astype(int) - img[below][..., 1].astype(int)
+    assert (red(tongue) - red(opened)).mean() > 5
+    # shut, the jaw holds it in
+    assert np.array_equal(renderer.render(_frame(tongueOut=1.0)), renderer.base)
 
 
 # -- bad photos -----------------------------------------------------------------------------------

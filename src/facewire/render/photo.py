@@ -11,7 +11,9 @@ outer ring, so hair and background stay where they are and pixels beyond the rin
 own, bit for bit. What a photo cannot show is drawn: the mouth interior (a dark cavity, the upper
 and lower teeth rows and the tongue, inside the inner lip contour as the jaw opens) and the
 eyelids (skin-coloured lids, their colour sampled from the photo above each eye, sliding down over
-the eye with a lash line as ``eyeBlink`` rises). Gaze is not animated (the photo's irises stay).
+the eye with a lash line as ``eyeBlink`` rises), the eyes' gaze (each iris disc, sampled from the
+photo, redrawn turned on a 12 mm eyeball over sclera of the photo's own colour, clipped to the eye
+opening) and the tongue put out past the lower lip (``tongueOut`` with the jaw open).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from ..frame import FaceFrame
 from .photo_basis import LOWER_LID, UPPER_LID, landmark_basis
 
 __all__ = [
+    "GAZE_LIMIT_DEG",
+    "LOOK_DEG",
     "MAX_PHOTO_PIXELS",
     "MAX_PHOTO_SIDE",
     "PITCH_LIMIT_DEG",
@@ -41,6 +45,7 @@ __all__ = [
     "PhotoAvatar",
     "PhotoRenderer",
     "find_faces",
+    "gaze_deg",
     "load_photo",
 ]
 
@@ -52,6 +57,10 @@ FACE_FILL = 0.5  # the face's height (hairline to chin) as a share of the output
 INNER_RING, OUTER_RING = 1.15, 1.75  # ring radii as multiples of the face oval, about its centre
 INNER_FOLLOW = 0.7  # how much of the face oval's motion the inner ring (ears, hairline) follows
 HEAD_PIVOT_CM = np.array([0.0, -4.0, -8.0])  # head rotation centre in the head frame (about the atlas)
+EYEBALL_MM, IRIS_MM = 12.0, 11.7  # an adult eyeball's radius and iris diameter: the iris sets the scale
+LOOK_DEG = 25.0  # the gaze an eyeLook* weight of 1 stands for
+GAZE_LIMIT_DEG = 40.0
+IRIS = {"Right": (468, 469, 470, 471, 472), "Left": (473, 474, 475, 476, 477)}  # centre, then the rim
 
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
              176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
@@ -64,6 +73,7 @@ LID_SKIN = {"Right": ((247, 30, 29, 27, 28, 56, 190), (113, 225, 224, 223, 222, 
 CAVITY_RGB = (48, 16, 20)
 THROAT_RGB = (22, 6, 8)
 TONGUE_RGB = (170, 78, 84)
+TONGUE_TIP_RGB = (190, 96, 100)
 UPPER_TEETH_RGB = (232, 226, 212)
 LOWER_TEETH_RGB = (206, 198, 186)
 TOOTH_GAP_RGB = (176, 166, 156)
@@ -247,6 +257,27 @@ def _box(points: np.ndarray, shape: tuple[int, int], pad: int = 3) -> tuple[int,
     return (int(x0), int(y0), int(x1), int(y1)) if x1 > x0 and y1 > y0 else None
 
 
+def _eye_opening(xy: np.ndarray, side: str) -> np.ndarray:
+    """One eye's opening as a polygon: outer corner, upper lid margin, inner corner, lower lid margin."""
+    outer, inner = EYE_CORNERS[side]
+    return np.vstack([xy[[outer]], xy[list(UPPER_LID[side])], xy[[inner]], xy[list(LOWER_LID[side])[::-1]]])
+
+
+def gaze_deg(frame: FaceFrame, side: str) -> tuple[float, float]:
+    """One eye's (yaw, pitch) in degrees: the frame's gaze where it has one, else its eyeLook* weights
+    (`LOOK_DEG` at 1; "out" is towards that eye's own side), clamped to `GAZE_LIMIT_DEG`."""
+    g = frame.gaze
+    yaw, pitch = (g.left_yaw_deg, g.left_pitch_deg) if side == "Left" else (g.right_yaw_deg, g.right_pitch_deg)
+    if yaw == 0.0 and pitch == 0.0:  # no gaze tracked: the weights say where the eye looks
+        w = np.clip(np.nan_to_num(np.asarray(frame.weights, np.float64)), 0.0, 1.0)
+        look = {d: float(w[arkit.INDEX[f"eyeLook{d}{side}"]]) for d in ("In", "Out", "Up", "Down")}
+        outwards = 1.0 if side == "Left" else -1.0  # the subject's left is positive yaw
+        yaw = LOOK_DEG * outwards * (look["Out"] - look["In"])
+        pitch = LOOK_DEG * (look["Up"] - look["Down"])
+    return (float(np.clip(yaw, -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG)),
+            float(np.clip(pitch, -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG)))
+
+
 class PhotoRenderer:
     """Renders a `PhotoAvatar` at ``size`` (width, height) for each `FaceFrame`: RGB uint8 pictures.
 
@@ -290,6 +321,7 @@ class PhotoRenderer:
         # what the drawn parts need from the photo
         self._lid_rgb = {side: self._lid_colour(side) for side in UPPER_LID}
         self._gap_src = float(np.linalg.norm(lm[13, :2] - lm[14, :2]))
+        self._eyes = {side: self._eye_source(side) for side in IRIS}
         self.last_pose_deg = (0.0, 0.0, 0.0)
 
     def _lid_colour(self, side: str) -> np.ndarray:
@@ -301,6 +333,32 @@ class PhotoRenderer:
         luma = pixels.astype(np.float32) @ [0.299, 0.587, 0.114]
         lit = pixels[luma >= np.median(luma)]  # the lit half: lashes, brow hairs and the crease's shadow are darker
         return np.median(lit, axis=0).astype(np.float32)
+
+    def _eye_source(self, side: str) -> dict[str, Any] | None:
+        """What redrawing one eye's iris needs from the photo: its disc, colours and the eyeball's
+        radius in head-frame centimetres (from the iris's own size); None where the mesh has no iris."""
+        lm = self.landmarks[:, :2]
+        centre, rim = IRIS[side][0], list(IRIS[side][1:])
+        radius_px = float(np.linalg.norm(lm[rim] - lm[centre], axis=1).mean())
+        radius_cm = float(np.linalg.norm(self.local[rim] - self.local[centre], axis=1).mean())
+        if radius_px < 1.0 or radius_cm <= 0:
+            return None
+        opening = _eye_opening(lm, side)
+        shown = _aa_mask(self.base.shape[:2], opening)
+        ys, xs = np.mgrid[0:shown.shape[0], 0:shown.shape[1]]
+        dist = np.hypot(xs - lm[centre, 0], ys - lm[centre, 1])
+        pixels = self.base.astype(np.float32)
+        iris = pixels[(shown > 0.5) & (dist <= radius_px)]
+        sclera = pixels[(shown > 0.5) & (dist > 1.15 * radius_px)]
+        iris_rgb = np.median(iris, axis=0) if len(iris) else pixels[int(lm[centre, 1]), int(lm[centre, 0])]
+        if len(sclera) >= 3:  # the lit white: lashes, lid edges and the corners' shadow are darker
+            luma = sclera @ np.array([0.299, 0.587, 0.114], np.float32)
+            sclera_rgb = np.median(sclera[luma >= np.percentile(luma, 85)], axis=0)
+        else:
+            sclera_rgb = np.array([225.0, 215.0, 205.0])
+        return {"centre": lm[centre].copy(), "radius_px": radius_px, "shown": shown,
+                "eyeball_cm": radius_cm * 2 * EYEBALL_MM / IRIS_MM,
+                "iris_rgb": iris_rgb.astype(np.float32), "sclera_rgb": sclera_rgb.astype(np.float32)}
 
     # -- geometry ------------------------------------------------------------------------------
     def _project(self, local: np.ndarray, rot: np.ndarray) -> np.ndarray:
@@ -336,7 +394,10 @@ class PhotoRenderer:
         out = self.base.copy()
         self._warp(image, out)
         weights = np.clip(np.nan_to_num(np.asarray(frame.weights, np.float64)), 0.0, 1.0)
+        for side in ("Left", "Right"):
+            self._iris(side, *gaze_deg(frame, side), local, rot, image, out)
         self._mouth(image, out)
+        self._tongue(float(weights[arkit.INDEX["tongueOut"]]), image, out)
         for side in ("Left", "Right"):
             self._lid(side, float(weights[arkit.INDEX[f"eyeBlink{side}"]]), local, rot, out)
         return out
@@ -436,6 +497,94 @@ class PhotoRenderer:
         paint = cv2.GaussianBlur(paint, (0, 0), 0.5)  # as soft as the photo around it
         alpha = _aa_mask(shape, polygon - origin) * strength
         _blend(out, box, paint, alpha)
+
+    def _iris(self, side: str, yaw_deg: float, pitch_deg: float, local: np.ndarray, rot: np.ndarray,
+              image: np.ndarray, out: np.ndarray) -> None:
+        """The iris turned ``yaw_deg``/``pitch_deg`` on its eyeball: the photo's iris erased with
+        sclera colour and its disc redrawn where the turned eye puts it, all inside the eye opening;
+        the turn is cut short where the iris centre would leave the opening."""
+        eye = self._eyes[side]
+        if eye is None or (abs(yaw_deg) < 1e-3 and abs(pitch_deg) < 1e-3):
+            return
+        centre, rim = IRIS[side][0], list(IRIS[side][1:])
+        y, p = math.radians(yaw_deg), math.radians(pitch_deg)
+        turn = eye["eyeball_cm"] * np.array([math.sin(y) * math.cos(p), math.sin(p), 0.0])
+        xy = self._project(np.vstack([local[[centre]], local[[centre]] + turn, local[rim]]), rot)[:, :2]
+        at, to = xy[0], xy[1]
+        radius = float(np.linalg.norm(xy[2:] - at, axis=1).mean())
+        opening = _eye_opening(image[:, :2], side)
+        box = _box(opening, out.shape[:2])
+        if box is None or radius < 0.5:
+            return
+        poly = opening.astype(np.float32)
+        depth = lambda pt: cv2.pointPolygonTest(poly, (float(pt[0]), float(pt[1])), True)
+        need = min(0.35 * radius, depth(at))  # the centre stays as deep inside as the photo's was
+        for t in np.linspace(1.0, 0.0, 21):
+            if depth(at + t * (to - at)) >= need:
+                break
+        to = at + t * (to - at)
+        if np.abs(to - at).max() < 0.05:
+            return
+        x0, y0, x1, y1 = box
+        origin = np.array([x0, y0], np.float64)
+        shape = (y1 - y0, x1 - x0)
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        region = out[y0:y1, x0:x1].astype(np.float32)
+        # the sclera darkens towards the corners, where the eyeball curves away
+        corners = image[list(EYE_CORNERS[side]), :2]
+        mid, half = corners.mean(0), max(float(np.linalg.norm(corners[0] - corners[1])) / 2, 1.0)
+        off = np.hypot(xs - mid[0], ys - mid[1]) / half
+        sclera = eye["sclera_rgb"] * np.clip(1.0 - 0.15 * off**2, 0.75, 1.0)[:, :, None]
+        ring = max(1.0, 0.2 * radius)  # a soft edge: the photo's limbal shadow fades into the new white
+        erase = np.clip((1.2 * radius + ring / 2 - np.hypot(xs - at[0], ys - at[1])) / ring, 0, 1)[:, :, None]
+        paint = region * (1 - erase) + sclera * erase
+        # the disc sampled from the photo; what the photo's lids hid of it is the iris's median colour
+        k = eye["radius_px"] / radius
+        map_x = (eye["centre"][0] + (xs - to[0]) * k).astype(np.float32)
+        map_y = (eye["centre"][1] + (ys - to[1]) * k).astype(np.float32)
+        disc = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        seen = cv2.remap(eye["shown"], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[:, :, None]
+        disc = disc * seen + eye["iris_rgb"] * (1 - seen)
+        iris = np.clip(radius + 0.5 - np.hypot(xs - to[0], ys - to[1]), 0, 1)[:, :, None]
+        paint = paint * (1 - iris) + disc * iris
+        _blend(out, box, paint, _aa_mask(shape, opening - origin))
+
+    def _tongue(self, amount: float, image: np.ndarray, out: np.ndarray) -> None:
+        """The tongue put out over the lower lip, as far as ``amount`` and the jaw's opening allow."""
+        xy = image[:, :2]
+        width = float(np.linalg.norm(xy[61] - xy[291]))
+        opening = float(np.linalg.norm(xy[13] - xy[14])) - self._gap_src
+        open_share = float(np.clip(opening / (0.06 * width), 0.0, 1.0)) if width >= 4 else 0.0
+        reach = amount * open_share
+        if reach < 0.02:
+            return
+        down = xy[14] - xy[13]
+        down = down / max(float(np.linalg.norm(down)), 1e-6)
+        lip = float(np.linalg.norm(xy[17] - xy[14]))  # the lower lip's height: the tongue reaches past it
+        length = reach * (lip + 0.22 * width)
+        half_w = 0.26 * width
+        centre = xy[14] - down * 0.05 * width
+        angle = float(np.degrees(np.arctan2(-down[0], down[1])))  # the mouth's turn from level
+        corners = np.array([centre + down * length, centre - down * 2, centre + [half_w, 0], centre - [half_w, 0]])
+        box = _box(corners, out.shape[:2], pad=int(half_w) + 3)
+        if box is None:
+            return
+        x0, y0, x1, y1 = box
+        shape = (y1 - y0, x1 - x0)
+        c = tuple(np.round((centre - [x0, y0]) * _SUB).astype(int))
+        axes = (max(1, round(half_w * _SUB)), max(1, round((length + 0.05 * width) * _SUB)))
+        mask = np.zeros(shape, np.uint8)
+        cv2.ellipse(mask, c, axes, angle, 0, 180, 255, -1, cv2.LINE_AA, 4)  # the lower half: out of the mouth
+        alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 0.6)
+        # lighter along its middle groove's sides and at the tip, darker at the edges: a rounded body
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        across = np.array([-down[1], down[0]])
+        u = ((xs - centre[0]) * across[0] + (ys - centre[1]) * across[1]) / half_w
+        v = ((xs - centre[0]) * down[0] + (ys - centre[1]) * down[1]) / max(length, 1.0)
+        tip = np.clip(v, 0, 1)[:, :, None]
+        paint = np.array(TONGUE_RGB, np.float32) * (1 - tip) + np.array(TONGUE_TIP_RGB, np.float32) * tip
+        paint = paint * np.clip(1.0 - 0.35 * u**2 - 0.12 * np.exp(-(u / 0.12) ** 2), 0.5, 1.0)[:, :, None]
+        _blend(out, box, paint, alpha * min(1.0, 2.0 * reach))
 
     def _lid(self, side: str, blink: float, local: np.ndarray, rot: np.ndarray, out: np.ndarray) -> None:
         """The upper lid slid ``blink`` of the way down to the lower lid, skin-coloured, with a lash line."""

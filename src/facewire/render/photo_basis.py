@@ -4,8 +4,8 @@ Authored on facewire's canonical face (head frame, centimetres) with the same di
 that ``tools/train_solver.py`` (``motions()``) adds to real faces to teach the blendshape solver,
 so a weight the tracker reads off a face moves the photo's landmarks the way that face moved. The
 basis is linear: ``local = rest + Σ w_k · basis[k]``. Shapes the solver has no motion for get a
-small authored field (``mouthClose``, ``jawForward``, the shrugs, eye looks) or none
-(``eyeLookIn``/``eyeLookOut``, ``tongueOut``: the photo has no eyeball or tongue to move).
+small authored field (``mouthClose``, ``jawForward``, the shrugs, the lids following an eye look) or
+none (``eyeLookIn``/``eyeLookOut``, ``tongueOut``: the renderer draws the turned iris and the tongue).
 Blinks are special: the eyelid margin is drawn by the renderer over the eye (a lid sliding down),
 so the basis moves only the skin above the lid; `BLINK_MARGINS` names the margin points.
 """
@@ -22,7 +22,7 @@ from ..vision.pose import canonical_face
 
 __all__ = ["BLINK_MARGINS", "LOWER_LID", "LOWER_LIP", "UPPER_LID", "UPPER_LIP", "landmark_basis"]
 
-POINTS = 478  # the basis covers the iris points too (they stay put: gaze is not animated)
+POINTS = 478  # the basis covers the iris points too (they stay put: the renderer turns the iris itself)
 UPPER_LID = {"Right": (246, 161, 160, 159, 158, 157, 173), "Left": (466, 388, 387, 386, 385, 384, 398)}
 LOWER_LID = {"Right": (7, 163, 144, 145, 153, 154, 155), "Left": (249, 390, 373, 374, 380, 381, 382)}
 LOWER_LIP = (146, 91, 181, 84, 17, 314, 405, 321, 375, 95, 88, 178, 87, 14, 317, 402, 318, 324)
