@@ -53,7 +53,7 @@ def _workers(text: str) -> list[int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=_workers, default=None, metavar="N[,N…]",
                    help="tracker processes of the server; several (e.g. 0,2) compare them; 0 = threads "
-                        "(default: one per CPU)")
+                        "(default 0, as facewire serve)")
     p.add_argument("--step-s", type=float, default=6.0, help="measured seconds per ramp step (default 6)")
     p.add_argument("--warmup-s", type=float, default=1.5, help="unmeasured seconds before each step (default 1.5)")
     p.add_argument("--max-sessions", type=int, default=256, help="stop the ramp here (default 256)")
@@ -289,7 +289,6 @@ def _machine() -> str:
 
 def main(args: argparse.Namespace) -> int:
     from ..server.loadgen import face_jpegs
-    from ..server.workers import default_workers
 
     for name in ("step_s", "fps", "p95_ms"):
         if not getattr(args, name) > 0:
@@ -297,7 +296,7 @@ def main(args: argparse.Namespace) -> int:
     if args.max_sessions < 1 or args.cycles < 0 or args.soak_s < 0 or args.warmup_s < 0 or args.retries < 0:
         raise InputError(f"expected --max-sessions ≥ 1, --cycles, --soak-s, --warmup-s and --retries ≥ 0, got "
                          f"{args.max_sessions}, {args.cycles}, {args.soak_s:g}, {args.warmup_s:g}, {args.retries}")
-    workers = args.workers if args.workers is not None else [default_workers()]
+    workers = args.workers if args.workers is not None else [0]
     frames = face_jpegs(args.size, args.quality)
     print(f"facewire bench serve — {_machine()}")
     print(f"each session: a {args.fps:g} fps webcam of {frames.describe()}")
