@@ -39,7 +39,6 @@ Limits of this design (reviewed in issue 8), by intent rather than by accident:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Callable
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from ..errors import InputError
+from ..models import sha256_file
 from ..trust.consent import CONTEXT_NAMES, ConsentError
 from .mesh import AvatarMesh
 from .photo import PhotoAvatar
@@ -157,15 +157,16 @@ class TrustedRender:
     def exported(self, path: str | os.PathLike[str], *, frames: int, duration_s: float) -> None:
         """Log the written output (``export``) and the end of the session (``session-stop``)."""
         assert self.permit is not None
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        self.log.append("export", {"path": os.path.abspath(path), "sha256": digest.hexdigest(),
+        self.log.append("export", {"path": os.path.abspath(path), "sha256": sha256_file(path),
                                    "signed": self.permit.signed, "session": self.permit.audit_seq,
                                    "grant": self.permit.grant_id, "context": self.permit.context})
-        self.log.append("session-stop", {"result": "ok", "frames": frames, "duration_s": round(duration_s, 3),
-                                         "session": self.permit.audit_seq})
+        self.stop(frames=frames, duration_s=round(duration_s, 3))
+
+    def stop(self, **facts: Any) -> None:
+        """Log the end of a session that succeeded (``session-stop``, with ``facts``); without it the
+        session is logged as failed when the ``with`` block ends."""
+        assert self.permit is not None
+        self.log.append("session-stop", {"result": "ok", **facts, "session": self.permit.audit_seq})
         self._stopped = True
 
     # -- the checks ----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ registry, grant or attestation, logged refusals) by running `facewire.render.tru
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..models import sha256_file
 
 __all__ = ["PhotoPermit", "PhotoStream", "StudioTrust", "parse_form", "token_typ"]
 
@@ -63,14 +63,6 @@ def parse_form(content_type: str, body: bytes) -> dict[str, tuple[str | None, by
             payload = part.get_payload(decode=True)
             fields[name] = (part.get_filename(), payload if isinstance(payload, bytes) else b"")
     return fields
-
-
-def _sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class PhotoStream:
@@ -153,7 +145,7 @@ class StudioTrust:
 
     def export(self, path: str, take: str, fmt: str) -> tuple[int, str]:
         """Log a take download: (record seq, the file's SHA-256)."""
-        sha = _sha256_file(path)
+        sha = sha256_file(path)
         seq = self.record("export", {"path": os.path.abspath(path), "take": take, "format": fmt, "sha256": sha,
                                      "signed": False, "studio": True})
         return seq, sha
@@ -180,9 +172,7 @@ class StudioTrust:
             permit = trusted.permit
             assert permit is not None and permit.grant_id is not None and permit.likeness is not None
             # the render's session ends here: what follows are the studio sessions that use this avatar
-            trusted.log.append("session-stop", {"result": "ok", "frames": 0, "session": permit.audit_seq,
-                                                "studio": "photo avatar admitted"})
-            trusted._stopped = True  # no render follows; TrustedRender has no public way to say so
+            trusted.stop(frames=0, studio="photo avatar admitted")
         accepted = PhotoPermit(name, avatar.asset_sha256 or "", self.context or "", permit.grant_id,
                                permit.likeness, permit.audit_seq, permit.signed)
         with self._lock:
