@@ -47,3 +47,11 @@ def test_bad_inputs():
     with pytest.raises(KeyError, match="unknown ARKit blendshape name 'smile'"):
         arkit.index_of("smile")
     assert arkit.index_of("EyeBlinkLeft") == 0 and arkit.pascal("jawOpen") == "JawOpen"
+
+
+def test_weights_of_sets_shapes_by_name() -> None:
+    w = arkit.weights_of(jawOpen=0.5, eyeBlinkLeft=1.0)
+    assert w.dtype == np.float32 and w.shape == (arkit.COUNT,)
+    assert w[arkit.INDEX["jawOpen"]] == 0.5 and w[arkit.INDEX["eyeBlinkLeft"]] == 1.0 and w.sum() == 1.5
+    with pytest.raises(KeyError, match="jawOpn"):
+        arkit.weights_of(jawOpn=1.0)

@@ -21,11 +21,7 @@ from facewire.retarget import (
 I = arkit.INDEX
 
 
-def weights(**named: float) -> np.ndarray:
-    w = np.zeros(arkit.COUNT, np.float32)
-    for name, value in named.items():
-        w[I[name]] = value
-    return w
+weights = arkit.weights_of
 
 
 def test_vrm1_has_every_preset_of_the_spec():

@@ -25,6 +25,7 @@ __all__ = [
     "from_pascal",
     "mirror_weights",
     "index_of",
+    "weights_of",
 ]
 
 NAMES: tuple[str, ...] = (
@@ -91,6 +92,14 @@ MIRROR: Mapping[str, str] = MappingProxyType({n: _mirror_name(n) for n in NAMES}
 # which the suffix rule already does.
 MIRROR_INDEX = np.array([INDEX[MIRROR[n]] for n in NAMES], dtype=np.intp)
 MIRROR_INDEX.flags.writeable = False
+
+
+def weights_of(**named: float) -> np.ndarray:
+    """A float32 ARKit-order vector with the named shapes set and the rest 0: ``weights_of(jawOpen=0.5)``."""
+    w = np.zeros(COUNT, np.float32)
+    for name, value in named.items():
+        w[index_of(name)] = value
+    return w
 
 
 def mirror_weights(weights: np.ndarray) -> np.ndarray:

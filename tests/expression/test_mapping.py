@@ -32,11 +32,7 @@ RIG = {
 }
 
 
-def weights(**named: float) -> np.ndarray:
-    w = np.zeros(arkit.COUNT, np.float32)
-    for name, value in named.items():
-        w[I[name]] = value
-    return w
+weights = arkit.weights_of
 
 
 def test_evaluation_by_hand():

@@ -25,11 +25,7 @@ from facewire.pipeline import Stage
 I = arkit.INDEX
 
 
-def weights(**named: float) -> np.ndarray:
-    w = np.zeros(arkit.COUNT, np.float32)
-    for name, value in named.items():
-        w[I[name]] = value
-    return w
+weights = arkit.weights_of
 
 
 def const(**named: float):

@@ -25,12 +25,7 @@ from facewire.retarget import (
 from facewire.sinks.osc import OscBundle, OscMessage, parse_packet
 from facewire.sinks.vrchat import VrchatReceiver, VrchatSink
 
-
-def weights(**named: float) -> np.ndarray:
-    w = np.zeros(arkit.COUNT, dtype=np.float32)
-    for name, value in named.items():
-        w[arkit.INDEX[name]] = value
-    return w
+weights = arkit.weights_of
 
 
 def random_frame(seed: int) -> FaceFrame:
