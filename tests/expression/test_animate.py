@@ -4,10 +4,7 @@ emotion on brows and cheeks, repeatable with a seed, and the LLM hook against a 
 from __future__ import annotations
 
 import json
-import threading
 import wave
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
 
 import numpy as np
 import pytest
@@ -98,43 +95,6 @@ def test_bad_input_says_what_is_wrong():
 
 
 # -- the CLI, and the LLM hook against a local OpenAI-compatible server ----------------------------------------
-class ChatServer:
-    """/v1/chat/completions on 127.0.0.1 answering with ``reply`` (or an HTTP ``status`` error)."""
-
-    def __init__(self, reply: dict | None, status: int = 200) -> None:
-        self.requests: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                outer.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                content = json.dumps(reply) if reply is not None else ""
-                body = json.dumps({"object": "chat.completion", "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]}).encode()
-                if status != 200:
-                    body = b'{"error": {"message": "nope"}}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def wav_seconds(path) -> float:
     with wave.open(str(path)) as f:
         return f.getnframes() / f.getframerate()
@@ -151,13 +111,14 @@ def test_cli_writes_the_take_and_its_audio(tmp_path, capsys):
     assert main(["animate", "--text", "Hi.", "--out", str(out), "--audio-out", str(out)]) == 2
 
 
-def test_cli_llm_reply_is_spoken_with_its_emotion(tmp_path, capsys):
+def test_cli_llm_reply_is_spoken_with_its_emotion(tmp_path, capsys, chat_server, chat_completion):
     reply = "Oh wow, that is wonderful news, congratulations on winning!"
     out, audio = tmp_path / "take.jsonl", tmp_path / "speech.wav"
-    with ChatServer({"reply": reply, "emotion": "happy", "intensity": 0.9}) as server:
+    answer = chat_completion(json.dumps({"reply": reply, "emotion": "happy", "intensity": 0.9}))
+    with chat_server(lambda request: (200, answer)) as server:
         assert main(["animate", "--text", "Guess what, I won.", "--llm", server.url, "--llm-model", "m",
                      "--out", str(out), "--audio-out", str(audio)]) == 0
-    assert server.requests[0]["messages"][-1] == {"role": "user", "content": "Guess what, I won."}
+    assert server.requests[0]["body"]["messages"][-1] == {"role": "user", "content": "Guess what, I won."}
     err = capsys.readouterr().err
     assert repr(reply) in err and "happiness 0.90 (llm)" in err
     frames = list(read_take(out))
@@ -166,9 +127,9 @@ def test_cli_llm_reply_is_spoken_with_its_emotion(tmp_path, capsys):
     assert max(cheeks) > 0.4
 
 
-def test_cli_llm_failure_falls_back_to_the_text_itself(tmp_path, capsys):
+def test_cli_llm_failure_falls_back_to_the_text_itself(tmp_path, capsys, chat_server):
     out = tmp_path / "take.csv"
-    with ChatServer(None, status=401) as server:
+    with chat_server(lambda request: (401, b'{"error": {"message": "nope"}}')) as server:
         assert main(["animate", "--text", SURPRISE, "--llm", server.url, "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "warning: LLM failed" in err and repr(SURPRISE) in err and "(local)" in err

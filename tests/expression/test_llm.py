@@ -4,9 +4,7 @@ JSON mode, retries with backoff, and fallback to the local analyser for every fa
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -31,59 +29,36 @@ def completion(content: str) -> bytes:
 GOOD = completion('```json\n{"reply": "Oh wow, congratulations!", "emotion": "surprised", "intensity": 0.8}\n```')
 
 
-class Server:
-    """Answers /v1/chat/completions with the next scripted behaviour (the last one repeats)."""
+BEHAVIOURS = {
+    "ok": (200, GOOD), "slow": (200, GOOD), "500": (500, b'{"error": "boom"}'),
+    "401": (401, b'{"error": {"message": "bad key"}}'),
+    "garbage": (200, b"<html>not json"),
+    "chatter": (200, completion("Sure! I feel happy about that.")),
+    "label": (200, completion('{"reply": "Hm.", "emotion": "bemused"}')),
+    "angry": (200, completion('{"reply": "How dare you.", "emotion": "anger", "intensity": 1}')),
+    "huge": (200, completion('{"reply": "' + "a" * 300_000 + '", "emotion": "happiness"}')),
+    "no-format": (400, b'{"error": {"message": "response_format is not supported"}}'),
+}
 
-    def __init__(self, *behaviours: str) -> None:
-        self.behaviours = list(behaviours)
-        self.requests: list[dict] = []
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
+def scripted(*behaviours: str):
+    """Answers with the next scripted behaviour (the last one repeats); "close" drops the socket."""
+    queue = list(behaviours)
 
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                what = outer.behaviours.pop(0) if len(outer.behaviours) > 1 else outer.behaviours[0]
-                if what == "close":
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                if what == "slow":
-                    time.sleep(1.0)
-                status, payload = {
-                    "ok": (200, GOOD), "slow": (200, GOOD), "500": (500, b'{"error": "boom"}'),
-                    "401": (401, b'{"error": {"message": "bad key"}}'),
-                    "garbage": (200, b"<html>not json"),
-                    "chatter": (200, completion("Sure! I feel happy about that.")),
-                    "label": (200, completion('{"reply": "Hm.", "emotion": "bemused"}')),
-                    "angry": (200, completion('{"reply": "How dare you.", "emotion": "anger", "intensity": 1}')),
-                    "huge": (200, completion('{"reply": "' + "a" * 300_000 + '", "emotion": "happiness"}')),
-                    "no-format": (400, b'{"error": {"message": "response_format is not supported"}}'),
-                }[what]
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+    def respond(request: dict):
+        what = queue.pop(0) if len(queue) > 1 else queue[0]
+        if what == "close":
+            return None
+        if what == "slow":
+            time.sleep(1.0)
+        return BEHAVIOURS[what]
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return respond
 
 
 @pytest.fixture
-def server(request):
-    s = Server(*request.param)
-    yield s
-    s.close()
+def server(request, chat_server):
+    return chat_server(scripted(*request.param))
 
 
 def hook(url: str, **options) -> tuple[LLMAffect, list[float]]:
@@ -154,8 +129,8 @@ def test_a_hostile_label_is_shown_calm(server):
     assert result.source == "llm" and result.reply == "How dare you." and result.expression.emotion == "sadness"
 
 
-def test_connection_refused_falls_back():
-    s = Server("ok")
+def test_connection_refused_falls_back(chat_server):
+    s = chat_server(scripted("ok"))
     url = s.url
     s.close()  # nothing listens on that port now
     llm, waits = hook(url, retries=1)
