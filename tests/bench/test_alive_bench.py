@@ -34,7 +34,8 @@ def test_small_run_prints_every_state_beside_the_real_takes(shared_dir, capsys):
         assert re.search(rf"^{state}: generated 2\.0 min at 60 fps", out, re.MULTILINE)
     for row in ("blink rate (/min)", "interval p10/50/90 (s)", "blink duration p10/50/90 (ms)", "saccades ≥ 1°",
                 "peak velocity at 15°", "fit Vmax·(1−e^(−A/C))", "fixation p10/50/90 (s)", "Doughty 2001",
-                "Rayner 1998", "Hopf et al. 2018", "Collewijn et al. 1988", "real takes p25-p75"):
+                "Rayner 1998", "Hopf et al. 2018", "Collewijn et al. 1988", "real takes p25-p75",
+                "interval ÷ take's mean, p50", "(rate-free shape)"):
         assert row in out
     assert "blinks rest, emotion-hold (3.9 min), gaze rest (0.8 min)" in out  # the real takes were measured
     rates = {m[0]: float(m[1]) for m in re.findall(r"^(\w+): generated.*\n.*\n  blink rate \(/min\)\s+([\d.]+)", out, re.MULTILINE)}
@@ -49,9 +50,21 @@ def test_small_run_prints_every_state_beside_the_real_takes(shared_dir, capsys):
     assert judged == len(verdicts) > 15 and inside == verdicts.count("in")
 
 
+def test_relative_intervals_take_out_each_takes_rate():
+    slow, _ = alive.generate("listening", 3.0, 60.0, 2)
+    fast, _ = alive.generate("speaking", 3.0, 60.0, 3)
+    each = [alive.relative_intervals([r]) for r in (slow, fast)]
+    for rel in each:
+        assert len(rel) > 20 and np.mean(rel) == pytest.approx(1.0)
+    # pooled, each take keeps its own scale: the result is the two takes' own ratios side by side
+    np.testing.assert_allclose(alive.relative_intervals([slow, fast]), np.concatenate(each))
+    assert len(alive.relative_intervals([])) == 0
+
+
 def test_range_verdicts():
     r = alive.Range(1.0, 2.0, "x")
     assert (r.judge(1.0), r.judge(2.5), r.judge(float("nan"))) == ("in", "OUT", "—")
+    assert (r.judge(2.0 + 2e-15), r.judge(2.001), r.judge(0.999)) == ("in", "OUT", "OUT")  # rounding is not OUT
 
 
 def test_without_real_takes_it_still_reports(tmp_path, capsys):

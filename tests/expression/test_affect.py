@@ -1,13 +1,16 @@
-"""Text affect: the sentence tables of ``data/`` (their headers say when they were written), negation, intensifiers, questions,
-bad input, and the conversation rules (calm when tense, surprise at unexpected information)."""
+"""Text affect: the sentence tables of ``data/`` (their headers say when they were written), negation scope, the
+appraisal constructions, neutral information, intensifiers, questions, bad input, ``bench affect --table``, and the
+conversation rules (calm when tense, surprise at unexpected information)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from facewire.bench.affect import load_table, text_agreement
+from facewire.bench import affect as bench_affect
+from facewire.bench.affect import load_rows, load_table, text_agreement
 from facewire.errors import InputError
 from facewire.expression.affect import MAX_TEXT_CHARS, ConversationAffect, analyse
 from facewire.expression.emotion import EMOTIONS
@@ -17,7 +20,9 @@ DATA = Path(__file__).parent / "data"
 SENTENCES = load_table(DATA / "affect_original.tsv")  # before the first analyser; its cues came from it
 HELDOUT = load_table(DATA / "affect_heldout.tsv")  # after the first analyser's cues, never tuned on by it
 FRESH = load_table(DATA / "affect_fresh.tsv")  # before this analyser (seen while developing it)
-BLIND = load_table(DATA / "affect_blind.tsv")  # before this analyser, run only once it was final
+BLIND = load_table(DATA / "affect_blind.tsv")  # run once on the previous analyser (71 %); seen in the generalisation pass
+DEV = load_table(DATA / "affect_dev.tsv")  # written during the generalisation pass, tuned on
+BLIND2 = load_table(DATA / "affect_blind2.tsv")  # written blind, measured once after the generalisation pass (76 %)
 
 
 def _agreement(table):
@@ -48,7 +53,99 @@ def test_fresh_table_written_before_the_analyser():
 def test_blind_table_does_far_better_than_chance():
     agreement, table = _agreement(BLIND)
     print(f"\nblind table: {agreement:.0%} agreement\n{table}")
-    assert agreement >= 0.6  # measured 71 % when the analyser was frozen; chance is 12.5 %
+    # 71 % when the previous analyser was frozen; its misses were then seen, so this guards against regressions
+    assert agreement >= 0.8
+
+
+def test_second_blind_table():
+    assert len(BLIND2) >= 50 and {e for _, e in BLIND2} == set(EMOTIONS)
+    agreement, table = _agreement(BLIND2)
+    print(f"\nsecond blind table: {agreement:.0%} agreement\n{table}")
+    # 76 % when measured blind (target 80 %); a floor against regressions, not the acceptance number
+    assert agreement >= 0.74
+
+
+def test_development_table():
+    assert len(DEV) >= 100 and {e for _, e in DEV} == set(EMOTIONS)
+    agreement, table = _agreement(DEV)
+    print(f"\ndevelopment table: {agreement:.0%} agreement\n{table}")
+    assert agreement >= 0.8
+
+
+@pytest.mark.parametrize("text, expected", [
+    # negation: a neg-raising verb carries it into its complement; a negated pleasant word is sadness
+    ("I don't think things will ever get better.", "sadness"),
+    # a negated safety word is a threat; the plain one is not
+    ("I'm not sure I'm safe here.", "fear"),
+    # a quantifier negates its own phrase only: the belittling rest of the clause stands
+    ("Nobody cares about your little hobby.", "contempt"),
+    # relief: a negated fear
+    ("I'm not worried at all, things are looking up.", "happiness"),
+    # an unknown agent acting nearby is a threat; a stranger doing an errand is not
+    ("Someone is following me.", "fear"),
+    ("Someone is coming to fix the heater tomorrow.", "neutral"),
+    # an insult aimed at a thing is frustration (anger); at people, contempt
+    ("This stupid printer jammed again!", "anger"),
+    ("People who believe that are simply stupid.", "contempt"),
+    ("Sure, like your advice was ever useful.", "contempt"),
+    ("She thinks she's better than everyone else.", "contempt"),
+    # the listener blamed for something unpleasant; an informational "you" sentence is not a reproach
+    ("You ruined the whole evening.", "anger"),
+    ("You missed a call from the dentist.", "neutral"),
+    # a negated expectation is belief revision
+    ("I never expected to see her there.", "surprise"),
+    # a contaminant is disgust even when VADER reads the sentence as pleasant
+    ("There were maggots in the bin.", "disgust"),
+    # people named in a sentence are its topic, not its feeling
+    ("My best friend is moving to another country.", "sadness"),
+])
+def test_appraisals_and_constructions(text, expected):
+    affect = analyse(text)
+    assert affect.emotion == expected, (affect.emotion, dict(affect.scores), affect.cues)
+
+
+@pytest.mark.parametrize("text", [
+    "What's the weather going to be like tomorrow?",  # "what's" opens an information question
+    "How many ounces are in a pound?",  # NRC's "pound" → anger is not backed by VADER
+    "Tell me a joke.",
+    "I haven't seen that film yet.",
+    "The typical commute takes forty minutes.",
+    "Please say goodbye to the guests for me.",
+    "Your order has shipped and should arrive on Friday.",
+])
+def test_plain_information_and_requests_are_neutral(text):
+    affect = analyse(text)
+    assert affect.emotion == "neutral", (affect.emotion, dict(affect.scores), affect.cues)
+
+
+def test_the_agent_does_not_confront_its_user():
+    # the same words read as anger from the user and as advice or information from the agent's reply
+    for text in ("Don't ever go near that wire again!", "You ruined the whole evening.", "Stop, the floor is wet!"):
+        assert analyse(text).emotion == analyse(text, role="user").emotion == "anger"
+        assert analyse(text, role="reply").emotion != "anger"
+    with pytest.raises(InputError, match="role: expected one of"):
+        analyse("Hello.", role="agent")
+
+
+def test_table_rows_carry_the_speaker(tmp_path):
+    table = tmp_path / "roles.tsv"
+    table.write_text("anger\tuser\tStop it!\nfear\treply\tStop, the floor is wet!\nneutral\t-\tHi.\n", encoding="utf-8")
+    assert [role for _, _, role in load_rows(table)] == ["user", "reply", None]
+    assert text_agreement(load_rows(table))[2][:2] == ["anger", analyse("Stop, the floor is wet!", role="reply").emotion]
+
+
+def test_bench_measures_an_extra_table(tmp_path, capsys):
+    table = tmp_path / "outside.tsv"
+    table.write_text("# a table kept outside the data folder\nhappiness\tuser\tI'm so glad you came!\n"
+                     "neutral\treply\tThe bus leaves at six.\nfear\tuser\tThe bus leaves at six.\n", encoding="utf-8")
+    args = argparse.Namespace(tables=tmp_path / "none", takes=None, seed=0, table=[table], text_only=True)
+    assert bench_affect.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{table}: 66.7% agreement (2/3;" in out and "(a table kept outside the data folder)" in out
+    assert "all tables: 66.7% agreement (2/3)" in out and "== face" not in out
+    args.table = [tmp_path / "missing.tsv"]
+    assert bench_affect.main(args) == 2
+    assert "--table: expected a sentence table file" in capsys.readouterr().err
 
 
 def test_clauses_negation_idioms_and_constructions():
@@ -72,6 +169,7 @@ def test_negation_intensifiers_and_questions():
     assert analyse("I am happy.").emotion == "happiness"
     assert analyse("I am not happy.").emotion == "sadness"
     assert analyse("I'm not afraid of anything.").emotion != "fear"
+    assert analyse("Things will get better.").emotion != "sadness"  # only the negated one is hopeless
     plain, strong = analyse("I am happy."), analyse("I am SO VERY happy!!!")
     assert strong.intensity > plain.intensity and strong.arousal > plain.arousal
     assert analyse("Really?").emotion == "surprise" and analyse("Really?").question

@@ -1,7 +1,9 @@
 """``facewire bench affect``: how well text and faces are read as the seven emotions plus neutral.
 
 Text: agreement of `expression.affect.analyse` with each sentence table in ``tests/expression/data``
-(``affect_*.tsv``, each with a header saying when and how it was written), with a confusion matrix.
+(``affect_*.tsv``, each with a header saying when and how it was written) and with any table given by
+``--table PATH`` (repeatable: a table kept outside the checkout, e.g. one written blind), each with
+its header's first line, a confusion matrix and the cost per sentence; then the pooled agreement.
 Face (`expression.face_affect`, rules only): the emotion poses recognised back clean (intensity
 0.8), with Gaussian noise (σ 0.05 on every weight), at partial intensity (0.4), blended with
 speech (a random viseme's mouth under the emotion's upper face, lip corners at the speaking gain,
@@ -47,6 +49,11 @@ def shared_takes() -> Path:
 
 def load_table(path: str | Path) -> list[tuple[str, str]]:
     """(sentence, expected) rows of a tab-separated table: expected, role, sentence; ``#`` comments."""
+    return [(sentence, expected) for sentence, expected, _ in load_rows(path)]
+
+
+def load_rows(path: str | Path) -> list[tuple[str, str, str | None]]:
+    """(sentence, expected, role) rows of a table; role None where the table says "-" (not given)."""
     from ..errors import InputError
     from ..expression.emotion import EMOTIONS
 
@@ -57,16 +64,26 @@ def load_table(path: str | Path) -> list[tuple[str, str]]:
         parts = line.split("\t")
         if len(parts) != 3 or parts[0] not in EMOTIONS:
             raise InputError(f"{path}:{n}: expected 'emotion<TAB>role<TAB>sentence', got {line[:60]!r}")
-        rows.append((parts[2], parts[0]))
+        rows.append((parts[2], parts[0], parts[1] if parts[1] in ("user", "reply") else None))
     return rows
 
 
-def text_agreement(rows: Sequence[tuple[str, str]]) -> tuple[float, list[str], list[str]]:
-    """(agreement, truth, predicted) of the local analyser on a table."""
+def table_header(path: str | Path) -> str:
+    """The first ``#`` line of a table (what it is and when it was written), without the ``#``."""
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+        if line.strip():
+            break
+    return ""
+
+
+def text_agreement(rows: Sequence[tuple]) -> tuple[float, list[str], list[str]]:
+    """(agreement, truth, predicted) of the local analyser on (sentence, expected[, role]) rows."""
     from ..expression.affect import analyse
 
-    truth = [e for _, e in rows]
-    seen = [analyse(t).emotion for t, _ in rows]
+    truth = [row[1] for row in rows]
+    seen = [analyse(row[0], role=row[2] if len(row) > 2 else None).emotion for row in rows]
     return sum(t == s for t, s in zip(truth, seen)) / len(rows), truth, seen
 
 
@@ -176,6 +193,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--takes", type=Path, default=None, help="directory of the real takes (default ../shared/data/takes)")
     p.add_argument("--tables", type=Path, default=None, help="directory of the affect_*.tsv sentence tables "
                    "(default tests/expression/data of the checkout)")
+    p.add_argument("--table", type=Path, action="append", default=[], metavar="PATH",
+                   help="an extra sentence table (expected<TAB>role<TAB>sentence) to measure; repeatable")
+    p.add_argument("--text-only", action="store_true", help="measure the sentence tables only, no faces")
     p.add_argument("--seed", type=int, default=0, help="seed of the noisy and speech poses (default 0)")
 
 
@@ -189,20 +209,48 @@ def main(args: argparse.Namespace) -> int:
 
     tables = args.tables if args.tables is not None else data_dir()
     takes = args.takes if args.takes is not None else shared_takes()
+    extra = list(getattr(args, "table", None) or [])
+    for path in extra:  # refuse a bad --table before measuring anything
+        if not path.is_file():
+            print(f"facewire bench affect: --table: expected a sentence table file, got {str(path)!r} (not a file)",
+                  file=sys.stderr)
+            return 2
     print("facewire bench affect")
     print("\n== text: local analyser (expression.affect.analyse) ==")
-    paths = sorted(tables.glob("affect_*.tsv")) if tables.is_dir() else []
+    paths = (sorted(tables.glob("affect_*.tsv")) if tables.is_dir() else []) + extra
     if not paths:
         print(f"  no sentence tables found in {tables}")
+    from ..expression.affect import analyse
+
+    analyse("warm up")  # load the lexicons outside the timed runs
+    right = total = 0
     for path in paths:
         try:
-            rows = load_table(path)
-        except (InputError, OSError) as exc:
+            rows = load_rows(path)
+            header = table_header(path)
+        except InputError as exc:
             print(f"facewire bench affect: {exc}", file=sys.stderr)
             return 1
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"facewire bench affect: {path}: expected a readable UTF-8 sentence table, got {exc}", file=sys.stderr)
+            return 1
+        if not rows:
+            print(f"facewire bench affect: {path}: expected sentence rows, got none", file=sys.stderr)
+            return 1
+        started = time.process_time()
         agreement, truth, seen = text_agreement(rows)
-        print(f"\n{path.name}: {agreement:.1%} agreement ({sum(t == s for t, s in zip(truth, seen))}/{len(rows)})")
+        cost_ms = (time.process_time() - started) / len(rows) * 1e3
+        hits = sum(t == s for t, s in zip(truth, seen))
+        right, total = right + hits, total + len(rows)
+        name = path.name if path not in extra else str(path)
+        print(f"\n{name}: {agreement:.1%} agreement ({hits}/{len(rows)}; {cost_ms:.2f} ms CPU per sentence)")
+        if header:
+            print(f"  ({header})")
         print(confusion(truth, seen))
+    if total:
+        print(f"\nall tables: {right / total:.1%} agreement ({right}/{total})")
+    if getattr(args, "text_only", False):
+        return 0
 
     classifier = FaceAffectClassifier()
     print("\n== face: emotion poses recognised back (rules only) ==")

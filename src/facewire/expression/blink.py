@@ -64,6 +64,7 @@ __all__ = [
     "CLOSING_S",
     "DOUBLE_BLINK_FRACTION",
     "INTERVAL_LOG_SIGMA",
+    "INTERVAL_LOG_SIGMA_BY_STATE",
     "OPENING_SHAPE",
     "OPENING_TAU_S",
     "RATES_PER_MIN",
@@ -89,7 +90,8 @@ RATES_PER_MIN: Mapping[str, float] = MappingProxyType({
   1997), inside the 8.0-21.0/min that Doughty 2001 (*Optom Vis Sci* 78:712) derives for primary-gaze
   blinking in normal adults. The real takes' one performer blinks 22.4/min at rest (the idle take and
   the silent emotion holds pooled, 88 blinks in 3.9 min), above that range: one person in a widely
-  spread (log-normal) population, so the population mean is the avatar's default.
+  spread (log-normal) population, so the population mean is the avatar's default. ``bench alive``
+  judges this rate against the published range and the intervals' rate-free shape against the takes.
 * speaking — **literature**: 26/min while talking (Bentivoglio 1997), inside Doughty 2001's
   conversational 10.5-32.5/min. The one speech-like take (word-like mouth bursts, not a
   conversation) measures 20.9/min.
@@ -102,7 +104,21 @@ RATES_PER_MIN: Mapping[str, float] = MappingProxyType({
 INTERVAL_LOG_SIGMA = 0.65
 """σ of log(inter-blink interval): **data**, pooled deviations from each take's own mean log interval
 (double blinks left out), so that rate differences between takes do not widen it. Log-normal CV
-sqrt(e^σ² − 1) ≈ 0.73."""
+sqrt(e^σ² − 1) ≈ 0.73. The fallback of `INTERVAL_LOG_SIGMA_BY_STATE` for a state it lacks."""
+
+INTERVAL_LOG_SIGMA_BY_STATE: Mapping[str, float] = MappingProxyType({
+    "rest": 0.71,
+    "listening": 0.56,
+    "speaking": 0.63,
+    "thinking": 0.71,
+})
+"""σ of log(inter-blink interval) per state: **data**, `stats.blink_stats`' ``ibi_log_sigma`` (as for
+`INTERVAL_LOG_SIGMA`) on the takes ``bench alive`` compares each state with: rest ← the idle take and
+the silent emotion holds (0.71), listening ← the expression performances (0.56: their blinks come
+regularly, CV 0.53), speaking ← the word-like speech take (0.63, 16 intervals only); thinking as at
+rest (**design**). With the one pooled σ the generated listening intervals were more irregular than
+the performances' and their median too short (2.7 s against the performances' 2.8-4.5 s
+interquartile range)."""
 
 DOUBLE_BLINK_FRACTION = 0.062
 """Fraction of blinks followed by another within 0.5 s: **data** (pooled spontaneous takes, 160 blinks;
@@ -205,6 +221,7 @@ class BlinkParams:
 
     rates_per_min: Mapping[str, float] = field(default_factory=lambda: RATES_PER_MIN)
     interval_log_sigma: float = INTERVAL_LOG_SIGMA
+    interval_log_sigmas: Mapping[str, float] = field(default_factory=lambda: INTERVAL_LOG_SIGMA_BY_STATE)
     double_fraction: float = DOUBLE_BLINK_FRACTION
     double_gap_s: tuple[float, float] = DOUBLE_BLINK_GAP_S
     closing_s: float = CLOSING_S
@@ -234,6 +251,12 @@ class BlinkParams:
             if p is None or not 0 <= p <= 1:
                 raise InputError(f"phrase_end[{state!r}]: expected a probability in [0, 1], got {p!r}")
         object.__setattr__(self, "phrase_end", MappingProxyType(phrase))
+        sigmas = dict(self.interval_log_sigmas)
+        for state, sigma in sigmas.items():
+            if state not in STATES or not (math.isfinite(sigma) and 0 < sigma <= 3):
+                raise InputError(f"interval_log_sigmas[{state!r}]: expected a state of {', '.join(STATES)} "
+                                 f"with σ in (0, 3], got {sigma!r}")
+        object.__setattr__(self, "interval_log_sigmas", MappingProxyType(sigmas))
         positive = ("interval_log_sigma", "closing_s", "opening_tau_s", "opening_shape", "refractory_s")
         for name in positive:
             value = getattr(self, name)
@@ -415,9 +438,10 @@ class BlinkStage(ConversationalState):
         rate = p.rates_per_min[self._state] / 60.0  # blinks per second
         p_double = p.double_fraction / (1.0 - p.double_fraction)
         mean = (1.0 + p_double) / rate  # seconds between events
-        mu = _lognormal_mu_for_mean(mean, p.interval_log_sigma, DOUBLE_GAP_MIN_S)
+        sigma = p.interval_log_sigmas.get(self._state, p.interval_log_sigma)
+        mu = _lognormal_mu_for_mean(mean, sigma, DOUBLE_GAP_MIN_S)
         while True:
-            x = float(np.exp(self._rng.normal(mu, p.interval_log_sigma)))
+            x = float(np.exp(self._rng.normal(mu, sigma)))
             if x >= DOUBLE_GAP_MIN_S:
                 return x
 
