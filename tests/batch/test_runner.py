@@ -1,7 +1,12 @@
-"""The batch runner on a real local Ray cluster (``ray start --head``, 2 CPUs, token auth, its own
-temp dir), driven by ``python -m facewire batch`` subprocesses: outputs equal a plain serial loop
-byte for byte, a SIGKILLed worker's items are retried, SIGINT stops cleanly and a re-run resumes,
-a corrupt file fails alone."""
+"""The batch runner on a real local Ray cluster (``ray start --head`` on 127.0.0.1, 2 CPUs, token auth,
+its own temp dir), driven by ``python -m facewire batch`` subprocesses: every Ray server (GCS, raylet,
+workers, the driver's) listens on 127.0.0.1 only, also when the batch starts Ray itself; outputs
+equal a plain serial loop byte for byte, a SIGKILLed worker's items are retried, SIGINT stops
+cleanly and a re-run resumes, a corrupt file fails alone.
+
+Ray rewrites 127.0.0.1 to the machine's outward address even in ``--node-ip-address=127.0.0.1``;
+the cluster runs in Ray's single-node mode (`facewire.batch.loopback.LOOPBACK_ENV`) to stay on
+loopback (see that module for why)."""
 
 from __future__ import annotations
 
@@ -25,7 +30,9 @@ import pytest
 pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
+from facewire.batch.loopback import LOOPBACK_ENV, is_loopback
 from facewire.bench.batch import make_clips
+from facewire.plugins import module_exists
 
 _COLOURS = ("red", "blue", "green", "white", "black", "yellow", "purple", "orange", "silver", "golden")
 _THINGS = ("house", "table", "garden", "window", "river", "bottle", "pillow", "ticket", "button", "letter",
@@ -119,11 +126,12 @@ def cluster():
     token = Path(temp) / "token"
     token.write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_memory_monitor_refresh_ms": "0", "RAY_AUTH_MODE": "token",
-           "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0"}
+           "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0", **LOOPBACK_ENV}
     port = _free_port()
     ray_cli = Path(sys.executable).with_name("ray")
     head = subprocess.Popen(
-        [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+        [str(ray_cli), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false",
          f"--temp-dir={temp}", "--object-store-memory=100000000", "--disable-usage-stats",
          f"--dashboard-agent-listen-port={_free_port()}", f"--metrics-export-port={_free_port()}",
          f"--runtime-env-agent-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}"],
@@ -244,6 +252,131 @@ def test_one_worker_gives_the_same_bytes(cluster, library):
     with contextlib.closing(sqlite3.connect(library / "one/takes/.facewire-batch.sqlite")) as db:
         workers = {w for (w,) in db.execute("SELECT worker FROM items")}
     assert len(workers) == 1  # one worker process did every item
+
+
+def _listening(*roots: int) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every TCP socket listening in the trees of ``roots``."""
+    found = []
+    for root in roots:
+        with contextlib.suppress(psutil.Error):
+            for proc in [psutil.Process(root), *psutil.Process(root).children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    name = proc.name()
+                    for conn in proc.net_connections(kind="tcp"):
+                        if conn.status == psutil.CONN_LISTEN:
+                            found.append((name, conn.laddr.ip, conn.laddr.port))
+    return found
+
+
+def _on_loopback(ip: str) -> bool:
+    return is_loopback(ip.removeprefix("::ffff:"))  # a dual-stack socket shows 127.0.0.1 as ::ffff:127.0.0.1
+
+
+def _assert_loopback_while_running(cmd: list[str], cwd: Path, env: dict, manifest: Path, roots) -> None:
+    """Run ``cmd`` (a batch) and, once items are done and workers busy, check every listening
+    socket of ``roots(proc)``; then let the batch finish."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_done(manifest, 2, proc)
+        listening = _listening(*roots(proc))
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    names = {name for name, _, _ in listening}
+    assert {"gcs_server", "raylet"} <= names and any(n.startswith("ray::") for n in names), listening
+    assert [entry for entry in listening if not _on_loopback(entry[1])] == []
+
+
+def test_the_cluster_its_workers_and_the_driver_listen_on_127_0_0_1_only(cluster, library):
+    out = library / "loopback"
+    cmd = _batch(cluster, "lipsync", "voice/g[0]/*.wav", *TEXT_FLAGS, "--out", str(out), "--format", "jsonl",
+                 "--alive", cwd=library)
+    _assert_loopback_while_running(cmd, library, cluster["env"], out / ".facewire-batch.sqlite",
+                                   lambda proc: (cluster["head"].pid, proc.pid))
+    _same_files(out, library / "ref/takes", [f"g0/line{i:03d}.jsonl" for i in range(20)])
+
+
+def test_a_batch_that_starts_ray_itself_keeps_it_on_127_0_0_1(library):
+    out = library / "own"
+    env = {k: v for k, v in os.environ.items() if k not in LOOPBACK_ENV and k != "RAY_ADDRESS"}
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_memory_monitor_refresh_ms="0")
+    cmd = [sys.executable, "-m", "facewire", "batch", "lipsync", "voice/g[1]/*.wav", *TEXT_FLAGS, "--out", str(out),
+           "--format", "jsonl", "--alive", "--workers", "1", "--quiet"]  # no --address: Ray in the driver
+    _assert_loopback_while_running(cmd, library, env, out / ".facewire-batch.sqlite", lambda proc: (proc.pid,))
+    _same_files(out, library / "ref/takes", [f"g1/line{i:03d}.jsonl" for i in range(20, 40)])
+
+
+# -- signed renders: the same on the cluster as serially ---------------------------------------------
+HAS_RENDER = module_exists("facewire.render.video") and module_exists("facewire.render.default_avatar")
+
+
+def _manifest_store(path: Path) -> dict:
+    import json
+
+    import c2pa
+
+    from facewire.trust.provenance import media_type
+
+    with open(path, "rb") as f, c2pa.Reader(media_type(path), f) as reader:
+        store = json.loads(reader.json())
+    return store["manifests"][store["active_manifest"]] | {"active": store["active_manifest"]}
+
+
+@pytest.mark.skipif(not HAS_RENDER, reason="facewire.render.video or the default avatar is not installed")
+def test_signed_renders_on_the_cluster_equal_a_serial_run_outside_the_manifest_store(cluster, tmp_path):
+    """Pictures: every byte outside the C2PA manifest store, and the manifest as c2pa reads it (label,
+    instance id, assertions, signer). Inside the store c2pa-rs's random per-assertion salts and the
+    ECDSA signature differ from run to run. Videos: the same claims, watermark and audit record; their
+    H.264 bytes are not compared: under CPU load, libx264 (through PyAV, in render_take) now and then
+    wrote other bytes for frames that were identical as they entered the encoder."""
+    from facewire.audio.io import write_wav
+    from facewire.audio.lipsync import LipSync
+    from facewire.audio.tts import synthesize
+    from facewire.batch.trust import c2pa_span
+    from facewire.takes import open_writer
+    from facewire.trust.audit import read_log
+    from facewire.trust.provenance import read_manifest
+
+    (tmp_path / "takes").mkdir()
+    for name, text in (("a", "the red house"), ("b", "a blue table")):
+        speech = synthesize(text, rate_wpm=300)
+        write_wav(tmp_path / f"{name}.wav", speech.samples, speech.sample_rate)
+        with open_writer(tmp_path / "takes" / f"{name}.jsonl", "jsonl", fps=30.0) as writer:
+            for frame in LipSync(fps=30.0).frames_from_file(tmp_path / f"{name}.wav"):
+                writer.send(frame)
+    home = tmp_path / "home"
+    keys = subprocess.run([sys.executable, "-m", "facewire", "keys", "init", "--no-passphrase", "--home", str(home)],
+                          env=cluster["env"], capture_output=True, text=True, timeout=120, check=False)
+    assert keys.returncode == 0, keys.stderr
+    render = ("render", "takes/*.jsonl", "--format", "png,mp4", "--size", "96x96", "--fps", "15", "--home", str(home))
+    serial = subprocess.run([sys.executable, "-m", "facewire", "batch", *render, "--out", "serial", "--serial",
+                             "--quiet"], cwd=tmp_path, env=cluster["env"], capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert serial.returncode == 0, serial.stderr
+    ray_run = _run(cluster, *render, "--out", "ray", cwd=tmp_path)
+    assert ray_run.returncode == 0, ray_run.stderr
+    assert "renders signed (C2PA + watermark)" in ray_run.stderr
+
+    starts = read_log(home / "audit.db", "session-start")[0]
+    first = {r.payload["batch_item"]: r for r in starts if "/serial/" in r.payload["out"][0]}
+    again = {r.payload["batch_item"]: r for r in starts if "/ray/" in r.payload["out"][0]}
+    for name in ("a", "b"):
+        origin = first[f"{name}.jsonl"]
+        assert again[f"{name}.jsonl"].payload["sealed_as"] == {"seq": origin.seq, "hash": origin.hash}
+        png = [(tmp_path / run / f"{name}.png").read_bytes() for run in ("serial", "ray")]
+        spans = [c2pa_span(data) for data in png]
+        assert spans[0] is not None and spans[0] == spans[1], spans
+        (a0, a1), (b0, b1) = spans
+        assert png[0][:a0] + png[0][a1:] == png[1][:b0] + png[1][b1:]  # the picture itself: byte for byte
+        for suffix in ("png", "mp4"):
+            files = [tmp_path / run / f"{name}.{suffix}" for run in ("serial", "ray")]
+            reports = [read_manifest(f, home / "c2pa/root.pem") for f in files]
+            assert [r.status for r in reports] == ["Trusted", "Trusted"], [r.failures for r in reports]
+            assert reports[0].claims == reports[1].claims
+            assert (reports[0].claims.audit.seq, reports[0].claims.audit.hash) == (origin.seq, origin.hash)
+        assert _manifest_store(tmp_path / "serial" / f"{name}.png") == _manifest_store(tmp_path / "ray" / f"{name}.png")
 
 
 def _wait_done(manifest: Path, at_least: int, proc: subprocess.Popen, timeout_s: float = 120) -> int:

@@ -126,8 +126,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = b.add_argument_group("running")
     run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="Ray workers (default: every CPU here, or of the cluster)")
-    run.add_argument("--address", metavar="A", help="join a Ray cluster: auto, or ray://HOST:PORT "
-                                                    "(default: start Ray in this process)")
+    run.add_argument("--address", metavar="A", help="join a Ray cluster: HOST:PORT, auto, or ray://HOST:PORT "
+                                                    "(default: start Ray in this process, listening on 127.0.0.1 "
+                                                    "only; so does a cluster joined at 127.0.0.1)")
     run.add_argument("--retries", type=int, default=None, metavar="N",
                      help="tries again after a failure or a lost worker (default 2; bad input is not retried)")
     run.add_argument("--force", action="store_true", help="redo items that are done and unchanged")

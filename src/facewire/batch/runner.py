@@ -16,7 +16,10 @@ Failure model:
   a second Ctrl-C abandons those too (they stay pending). A re-run does only what is left.
 
 Outputs depend only on the item (input bytes, parameters, its id-derived seed), never on the
-worker, the order or the time, so serial, 1-worker and N-worker runs give the same bytes.
+worker, the order or the time, so serial, 1-worker and N-worker runs give the same bytes; a signed
+render's C2PA manifest store is the exception (see `facewire.batch.trust`).
+
+Ray started here, or joined at 127.0.0.1, listens on 127.0.0.1 only (`facewire.batch.loopback`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Self
 from ..errors import FacewireError, InputError, OutputError
 from ..frame import FaceFrame
 from .jobs import Item, JobSpec, expand
+from .loopback import loopback_ray, wants_loopback
 from .manifest import Manifest
 from .trust import BatchTrust, SealSpec, sealed_params
 
@@ -455,7 +459,8 @@ def _ray_connect(options: RunOptions) -> tuple[int, bool, bool]:
                              f"({_one_line(exc)}){hint}") from exc
         return max(1, int(ray.cluster_resources().get("CPU", 1))), True, False
     cpus = options.workers or os.cpu_count() or 1
-    ray.init(num_cpus=cpus, object_store_memory=options.object_store_mb * 1024 * 1024, **quiet)
+    ray.init(num_cpus=cpus, object_store_memory=options.object_store_mb * 1024 * 1024,
+             _node_ip_address="127.0.0.1", **quiet)  # with `loopback_ray`: nothing listens beyond this machine
     return cpus, True, True
 
 
@@ -554,6 +559,8 @@ def run_batch(jobs: Sequence[JobSpec], options: RunOptions = RunOptions(), *,
         if plan.todo and options.serial:
             left = _execute_serial(plan.todo, books, stop)
         elif plan.todo:
+            # Our own cluster, or one at 127.0.0.1: every Ray server listens on loopback only.
+            stack.enter_context(loopback_ray(wants_loopback(options.address)))
             cpus, started, own = _ray_connect(options)
             workers = min(options.workers, cpus) if options.workers else cpus
             if started:

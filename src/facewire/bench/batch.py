@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..batch.jobs import JobSpec
+from ..batch.loopback import loopback_ray
 from ..batch.runner import OBJECT_STORE_MB, RunOptions, Summary, run_batch
 
 __all__ = ["HELP", "add_arguments", "main", "make_clips"]
@@ -121,8 +122,9 @@ def _ray_mode(jobs: list[JobSpec], workers: int, repeats: int) -> dict:
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     t0 = time.perf_counter()
-    ray.init(num_cpus=workers, object_store_memory=OBJECT_STORE_MB * 1024 * 1024, include_dashboard=False,
-             log_to_driver=False, logging_level="ERROR")
+    with loopback_ray():  # as `facewire batch` runs its own Ray: listening on 127.0.0.1 only
+        ray.init(num_cpus=workers, object_store_memory=OBJECT_STORE_MB * 1024 * 1024, include_dashboard=False,
+                 log_to_driver=False, logging_level="ERROR", _node_ip_address="127.0.0.1")
     try:
         noop = ray.remote(lambda item: item is not None)
         ray.get(noop.remote(None))

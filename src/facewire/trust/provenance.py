@@ -13,9 +13,11 @@ timestamp authority, no OCSP, no remote manifests. A verdict is c2pa's own valid
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ __all__ = [
     "media_type",
     "read_manifest",
     "sign_file",
+    "stable_ids",
 ]
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -164,10 +167,27 @@ def _manifest(title: str, claims: RenderClaims) -> dict[str, Any]:
     }
 
 
+def stable_ids(mime: str, data: bytes, manifest: Mapping[str, Any], chain_pem: bytes) -> tuple[str, str]:
+    """(manifest label, instance id) named by what is signed: the unsigned file, the manifest and
+    the signer's chain. The same render signed twice gets the same ids; anything else, other ids."""
+    digest = hashlib.sha256()
+    for part in (mime.encode(), data, json.dumps(manifest, sort_keys=True).encode(), chain_pem):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    # c2pa-rs accepts only version-4 claim GUIDs: the digest's first 16 bytes with v4's version bits
+    name = uuid.UUID(bytes=digest.digest()[:16], version=4)
+    return f"urn:c2pa:{name}", f"xmp.iid:{name}"  # c2pa-rs's own forms
+
+
 def sign_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], chain: SigningChain,
-              claims: RenderClaims, *, passphrase: bytes | None = None, title: str | None = None) -> Path:
+              claims: RenderClaims, *, passphrase: bytes | None = None, title: str | None = None,
+              stable: bool = False) -> Path:
     """Write ``dst``: ``src`` with an embedded C2PA manifest signed by ``chain`` (``dst`` may be
-    ``src``; it is replaced atomically). Returns ``dst``."""
+    ``src``; it is replaced atomically). Returns ``dst``.
+
+    ``stable``: the manifest's label and instance id come from `stable_ids` instead of c2pa's random
+    UUIDs. Even then two signings differ in c2pa's own random bytes: the 16-byte salt c2pa-rs puts
+    in every assertion box (``c2sh``, no setting turns it off), the claim's hashes of those boxes,
+    and the ECDSA (ES256) signature; everything outside the manifest store is the same."""
     import c2pa
 
     src, dst = Path(src), Path(dst)
@@ -182,6 +202,8 @@ def sign_file(src: str | os.PathLike[str], dst: str | os.PathLike[str], chain: S
         raise InputError(f"certificate {chain.chain}: its key algorithm is not one c2pa signs with") from exc
     key_pem = chain.private_key_pem(passphrase)
     manifest = _manifest(title or dst.name, claims)
+    if stable:
+        manifest["label"], manifest["instance_id"] = stable_ids(mime, data, manifest, chain.chain_pem())
     settings = dict(_OFFLINE, builder={"thumbnail": {"enabled": False}})
     out = io.BytesIO()
     try:

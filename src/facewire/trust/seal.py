@@ -30,11 +30,12 @@ _RENDER_KEYS = ("avatar", "width", "height", "size", "fps", "frames", "frame_cou
 class TrustSeal:
     """A `facewire.render.seal.Seal`: ``mark_frame`` embeds ``audit_ref``'s watermark payload,
     ``finish`` signs the file in place. ``grant_id``/``context`` are the consent grant the render
-    was allowed by (``None`` for an unregistered likeness under an operator's attestation)."""
+    was allowed by (``None`` for an unregistered likeness under an operator's attestation).
+    ``stable``: manifest ids named by the content (see `facewire.trust.provenance.sign_file`)."""
 
     def __init__(self, chain: SigningChain, audit_ref: AuditRef, grant_id: str | None, context: str | None, *,
                  avatar: str | None = None, take_sha256: str | None = None, passphrase: bytes | None = None,
-                 strength: float = watermark.DEFAULT_STRENGTH) -> None:
+                 strength: float = watermark.DEFAULT_STRENGTH, stable: bool = False) -> None:
         if not isinstance(audit_ref, AuditRef):
             raise InputError(f"audit reference: expected an AuditRef, got {type(audit_ref).__name__}")
         chain.validate(passphrase)  # fail before rendering, not after
@@ -45,6 +46,7 @@ class TrustSeal:
         self.avatar = avatar
         self.take_sha256 = take_sha256
         self.strength = strength
+        self.stable = stable
         self._passphrase = passphrase
         self.payload = audit_ref.watermark_payload()
         self.frames_marked = 0
@@ -66,7 +68,7 @@ class TrustSeal:
     def finish(self, path: Path, info: dict[str, Any]) -> Path:
         path = Path(path)
         return sign_file(path, path, self.chain, self.claims(info), passphrase=self._passphrase,
-                         title=str(info.get("title") or info.get("name") or _title(path)))
+                         title=str(info.get("title") or info.get("name") or _title(path)), stable=self.stable)
 
 
 def _title(path: Path) -> str:
