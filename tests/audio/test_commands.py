@@ -72,3 +72,14 @@ def test_lipsync_corrupt_header_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bad.wav" in err
     assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--duration", "0"], "--duration: expected a number of seconds > 0, got 0"),
+    (["--duration", "nan"], "--duration: expected a number of seconds > 0, got nan"),
+    (["--out", "take.xyz"], "unsupported take format"),
+])
+def test_listen_bad_flags_fail_before_the_microphone_opens(capsys, flags, message):
+    assert main(["listen", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err and "microphone" not in err

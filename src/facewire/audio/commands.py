@@ -93,48 +93,74 @@ def cmd_say(args: argparse.Namespace) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from ..cli import _live_sinks, _LiveStats, _say, _SendAll
-    from ..takes import open_writer
-    from .lipsync import LipSync
-    from .live import Microphone
+    import numpy as np
 
+    from ..cli import _live_sinks, _say, _SendAll
+    from ..errors import DeviceError, InputError
+    from ..takes import format_for, open_writer
+    from .io import SAMPLE_RATE
+    from .lipsync import LipSync
+    from .live import BLOCK_S, LiveMeter, Microphone
+
+    if args.duration is not None and not args.duration > 0:
+        raise InputError(f"--duration: expected a number of seconds > 0, got {args.duration:g}")
+    if args.out:
+        format_for(args.out)  # a bad --out suffix fails before the microphone opens
     device = int(args.device) if args.device is not None and str(args.device).isdigit() else args.device
     lipsync = LipSync(fps=args.fps, recognize=args.recognize)
+    # The first block through a fresh process costs ~0.4 s (lazy imports, compiled kernels; more with
+    # a recogniser to load): pay it before the microphone opens rather than as a first second of lag.
+    LipSync(fps=args.fps, recognize=args.recognize).feed(np.zeros(2 * round(SAMPLE_RATE * BLOCK_S), np.float32), 0)
     sinks = _live_sinks(args.send)
     frames = 0
+    meter = LiveMeter()
     with contextlib.ExitStack() as stack:
         mic = stack.enter_context(Microphone(device))
         writer = stack.enter_context(open_writer(args.out, fps=args.fps)) if args.out else None
         live = _SendAll(stack, sinks)
-        stats = None if args.quiet else _LiveStats()
         if not args.quiet:
-            _say(f"facewire: listening on microphone {args.device if args.device is not None else '(default)'} "
-                 f"at {mic.rate} Hz; Ctrl-C stops")
+            _say(f"facewire: listening on microphone {mic.name!r} at {mic.rate} Hz; Ctrl-C stops")
         started = time.monotonic()
+        lost: DeviceError | None = None
         try:
             for block, arrival_ns in mic:
-                t0 = time.perf_counter()
                 out = lipsync.feed(block, arrival_ns, sample_rate=mic.rate)
                 if writer is not None:
                     for frame in out:
                         writer.send(frame)
                 live.send(out)
-                proc_ms = (time.perf_counter() - t0) * 1e3
                 frames += len(out)
-                if stats is not None:
-                    for frame in out:
-                        stats.add(frame.capture_ns, proc_ms / max(1, len(out)), 1)
+                report = meter.add(out, mic.dropped)
+                if report is not None and not args.quiet:
+                    _say(str(report))
                 if args.duration and time.monotonic() - started >= args.duration:
                     break
         except KeyboardInterrupt:
             _say("facewire: stopped; keeping what was recorded")
-        for frame in lipsync.finish():
-            if writer is not None:
+        except DeviceError as exc:  # the device died mid-stream: keep the take, then report it
+            lost = exc
+        # The audio has all arrived: the frames still held back for look-ahead, not live, not metered.
+        tail = lipsync.finish()
+        if writer is not None:
+            for frame in tail:
                 writer.send(frame)
-            frames += 1
+        live.send(tail)
+        frames += len(tail)
+    if lost is not None:
+        if writer is not None:
+            raise DeviceError(f"{lost}; kept the {frames} frames heard before it in {args.out}") from lost
+        raise lost
     if not args.quiet:
         live.report()
-        _say(f"facewire: {frames} frames from the microphone ({mic.dropped} audio blocks dropped)")
+        seconds = meter.history
+        summary = ""
+        if seconds:
+            p50 = float(np.median([s.latency_p50_ms for s in seconds]))
+            p95 = max(s.latency_p95_ms for s in seconds)
+            cpu = float(np.median([s.cpu_percent for s in seconds]))
+            summary = f"; latency p50 {p50:.1f} ms, worst p95 {p95:.1f} ms, cpu {cpu:.1f}% of a core"
+        _say(f"facewire: {frames} frames from the microphone ({mic.dropped} audio blocks dropped, "
+             f"{mic.overflows} device overflows){summary}")
     return 0
 
 

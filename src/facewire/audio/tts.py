@@ -13,6 +13,12 @@ synthesising (a pronunciation dictionary for words CMUdict lacks, for forced ali
 
 espeak-ng is one global synthesiser per process, so every call holds a lock. The library comes
 from the Debian package ``libespeak-ng1`` (its data from ``espeak-ng-data``).
+
+Not bit-reproducible across calls: espeak-ng carries a little synthesis state from one utterance
+to the next (measured: the same sentence comes out 63,639–63,646 samples long depending on what was
+said before, and neither ``srand`` nor ``espeak_Terminate`` + ``espeak_Initialize`` resets it).
+Within a call the audio and its phone events come from the same run, so the timing stays exact;
+for byte-identical batches, synthesise once and treat the audio file as the input.
 """
 
 from __future__ import annotations
