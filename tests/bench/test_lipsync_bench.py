@@ -45,9 +45,26 @@ def test_training_never_hears_a_benchmark_sentence():
 def test_small_run_prints_every_section(shared_dir, capsys):
     if not (shared_dir / "data/video/grid").is_dir():
         pytest.skip("GRID clips missing")
-    bench.main(argparse.Namespace(sentences=3, clips=1, chunk_ms=40, quick=False))
+    bench.main(argparse.Namespace(sentences=3, clips=1, chunk_ms=40, quick=False, reps=1, only=None))
     out = capsys.readouterr().out
     for needle in ("1. synthetic speech: 3 sentences", "with transcript (align)", "lips closed", "allphone",
                    "held out of training", "seen voices", "held-out voices",
-                   "2. GRID", "loudness baseline", "3. LibriVox", "4. speed", "streaming PhoneRecognizer"):
+                   "2. GRID", "loudness baseline", "3. LibriVox", "4. speed", "streaming PhoneRecognizer",
+                   "align, real voices", "LibriVox ", "GRID "):
         assert needle in out
+
+
+def test_only_runs_the_parts_asked_for(shared_dir, capsys):
+    if not (shared_dir / "data/speech/librivox").is_dir():
+        pytest.skip("LibriVox utterances missing")
+    bench.main(argparse.Namespace(sentences=3, clips=1, chunk_ms=40, quick=False, reps=1, only="librivox"))
+    out = capsys.readouterr().out
+    assert "3. LibriVox" in out
+    assert "1. synthetic" not in out and "2. GRID" not in out and "4. speed" not in out
+
+
+def test_only_rejects_an_unknown_part():
+    from facewire.errors import InputError
+
+    with pytest.raises(InputError, match="--only"):
+        bench.main(argparse.Namespace(sentences=3, clips=1, chunk_ms=40, quick=False, reps=1, only="librivox,nope"))

@@ -337,7 +337,7 @@ def viterbi_align(scores: np.ndarray, sequence: np.ndarray, min_frames: np.ndarr
 
     ``anchors`` (N frames, −1 for none): a segment starting ``d`` frames from its anchor costs
     ``anchor_cost · d`` nats (another aligner's opinion, held softly) and, with ``band``, may not
-    start more than ``band`` frames from it."""
+    start more than ``band`` frames from it (where the band leaves no path at all, it is dropped)."""
     t_n = scores.shape[0]
     seq = np.asarray(sequence, np.intp)
     n = seq.size
@@ -374,6 +374,12 @@ def viterbi_align(scores: np.ndarray, sequence: np.ndarray, min_frames: np.ndarr
         best[:, i] = run + cum[:, i]
         start[:, i] = arg
         prev = best[:, i]
+    if not np.isfinite(best[t_n, n - 1]):
+        if band is not None:
+            # The band leaves no path (anchors too close together for the minimum durations, seen on
+            # espeak lines at 300 wpm): hold the anchors by their cost alone.
+            return viterbi_align(scores, seq, mins, anchors, anchor_cost, None)
+        return np.round(np.linspace(0, t_n, n + 1)[:-1]).astype(np.intp)
     starts = np.zeros(n, np.intp)
     t = t_n
     for i in range(n - 1, -1, -1):

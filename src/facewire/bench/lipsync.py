@@ -11,8 +11,12 @@
    lip sync; Pearson r at the best lag within ±100 ms, with and without transcript, and a
    loudness-envelope baseline.
 3. LibriVox utterances: forced-alignment onsets within 50 ms of PocketSphinx's reference.
-4. Speed on one core: offline real-time factors; streaming `PhoneRecognizer` real-time factor and
-   how long until a phone is final.
+4. Speed on one core (BLAS/OpenMP pinned to one thread, process CPU time): offline real-time
+   factors on the synthetic speech and, for alignment, on the real voices (LibriVox, GRID and
+   PocketSphinx's samples: each aligned ``--reps`` times, the median counted); streaming
+   `PhoneRecognizer` real-time factor and how long until a phone is final.
+
+``--only`` runs a part (``synthetic``, ``grid``, ``librivox``, ``speed``; comma separated).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ HELD_OUT_VOICES = ("en-gb-x-rp", "en-us+f3")
 voice en-gb-x-rp and the variant +f3); the others were heard, saying other sentences."""
 RATES_WPM = (150, 175, 210)
 FPS = 60
+PARTS = ("synthetic", "grid", "librivox", "speed")
 CLOSE_SLACK_S = 0.03
 ONSET_SLACK_S = 0.05
 
@@ -294,17 +299,71 @@ def librivox(shared: Path) -> None:
           f"   target ≥ 90%: {_mark(frac >= 0.9)}   (median error {np.median(e) * 1e3:.1f} ms)")
 
 
-def speed(shared: Path, timers: dict[str, list[float]], chunk_ms: int) -> None:
+def real_voice_files(shared: Path) -> dict[str, list[tuple[Path, Path]]]:
+    """Real recordings with a transcript beside them, by corpus: (audio, transcript) pairs."""
+    data = shared / "data"
+    pattern = {"LibriVox": (data / "speech" / "librivox", "*.wav"), "GRID": (data / "video" / "grid", "*.mpg"),
+               "PocketSphinx samples": (data / "speech" / "pocketsphinx", "*.wav")}
+    out = {}
+    for name, (folder, glob) in pattern.items():
+        pairs = [(p, p.with_suffix(".txt")) for p in sorted(folder.glob(glob)) if p.with_suffix(".txt").is_file()]
+        if pairs:
+            out[name] = pairs
+    return out
+
+
+def real_voice_speed(shared: Path, reps: int) -> None:
+    """Forced alignment speed on real voices: each file aligned ``reps`` times, its median CPU time."""
+    from ..audio.align import Aligner, AlignmentError
+    from ..audio.io import load_audio
+
+    corpora = real_voice_files(shared)
+    if not corpora:
+        print("   align, real voices: no recordings found, skipped")
+        return
+    aligner = Aligner()
+    total_audio = total_cpu = 0.0
+    rows = []
+    for name, pairs in corpora.items():
+        audio = cpu = 0.0
+        for wav, txt in pairs:
+            x, text = load_audio(wav), txt.read_text()
+            times = []
+            for _ in range(max(reps, 1) + 1):  # the first call warms caches (dictionary, network)
+                t0 = time.process_time()
+                try:
+                    aligner.align_with_score(x, text)
+                except AlignmentError:
+                    pass
+                times.append(time.process_time() - t0)
+            audio += len(x) / 16000
+            cpu += float(np.median(times[1:]))
+        rows.append((name, len(pairs), audio, cpu))
+        total_audio += audio
+        total_cpu += cpu
+    rtf = total_audio / max(total_cpu, 1e-9)
+    print(f"   align, real voices ({total_audio:.0f} s, median of {reps}): {rtf:6.1f}× real time"
+          f"   target ≥ 50×: {_mark(rtf >= 50)}")
+    for name, n, audio, cpu in rows:
+        print(f"     {name:22s} {n:2d} files {audio:5.1f} s: {audio / max(cpu, 1e-9):6.1f}× real time")
+
+
+def speed(shared: Path, timers: dict[str, list[float]], chunk_ms: int, reps: int = 3) -> None:
     from ..audio.acoustic import LOOKAHEAD_S
     from ..audio.io import load_audio
     from ..audio.recognize import STABLE_LAG_S, PhoneRecognizer
 
     audio = sum(timers["audio"])
-    print(f"4. speed on one core (process CPU time, {audio:.0f} s of synthetic audio):")
+    print("4. speed on one core (process CPU time, BLAS/OpenMP on one thread):")
+    if audio:
+        print(f"   synthetic speech ({audio:.0f} s):")
     for k in ("recognize", "align", "lipsync (align + animate)", "recognize (allphone)"):
+        if not audio:
+            break
         rtf = audio / max(sum(timers[k]), 1e-9)
         tgt = "(comparison only)" if "allphone" in k else f"target ≥ 50×: {_mark(rtf >= 50)}"
         print(f"   {k:28s} {rtf:6.1f}× real time   {tgt}")
+    real_voice_speed(shared, reps)
     wavs = sorted((shared / "data" / "speech").glob("*/*.wav"))
     rec = PhoneRecognizer()
     lat, cpu, total_s = [], 0.0, 0.0
@@ -332,12 +391,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=int, default=6, help="GRID clips (default all 6)")
     p.add_argument("--chunk-ms", type=int, default=20, help="streaming chunk size (default 20 ms)")
     p.add_argument("--quick", action="store_true", help="12 sentences, 2 clips: a smoke run")
+    p.add_argument("--reps", type=int, default=3, help="alignments per real recording for its speed (default 3)")
+    p.add_argument("--only", default=",".join(PARTS),
+                   help=f"comma-separated parts to run, of {', '.join(PARTS)} (default all)")
+
+
+def _parts(only: str | None) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in (only or ",".join(PARTS)).split(",") if p.strip())
+    bad = [p for p in parts if p not in PARTS]
+    if bad or not parts:
+        from ..errors import InputError
+
+        raise InputError(f"--only: expected parts among {', '.join(PARTS)}, got {only!r}")
+    return parts
 
 
 def main(args: argparse.Namespace) -> int:
+    from threadpoolctl import threadpool_limits
+
     from .accuracy import shared_dir
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    parts = _parts(getattr(args, "only", None))
     n = 12 if args.quick else args.sentences
     clips = 2 if args.quick else args.clips
     shared = shared_dir()
@@ -346,13 +421,19 @@ def main(args: argparse.Namespace) -> int:
     timers: dict[str, list[float]] = {"align": [], "recognize": [], "recognize (allphone)": [],
                                       "lipsync (align + animate)": [], "audio": []}
     t0 = time.perf_counter()
-    synthetic(n, timers)
-    grid_clips(shared, clips)
-    librivox(shared)
-    speed(shared, timers, args.chunk_ms)
+    # One core: numpy's BLAS (and any OpenMP pool) on one thread, so process CPU time is one core's.
+    with threadpool_limits(limits=1):
+        if "synthetic" in parts:
+            synthetic(n, timers)
+        if "grid" in parts:
+            grid_clips(shared, clips)
+        if "librivox" in parts:
+            librivox(shared)
+        if "speed" in parts:
+            speed(shared, timers, args.chunk_ms, getattr(args, "reps", 3))
     print(f"(bench wall time {time.perf_counter() - t0:.0f} s)")
     return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(argparse.Namespace(sentences=120, clips=6, chunk_ms=20, quick=False)))
+    sys.exit(main(argparse.Namespace(sentences=120, clips=6, chunk_ms=20, quick=False, reps=3, only=",".join(PARTS))))
