@@ -7,11 +7,25 @@ weights, head angles and gaze interpolated linearly between the two nearest reco
 (frames without a face are skipped: the face holds its last tracked values). The audio starts at
 video time 0 too. The take decides the length: the audio is padded with silence or cut to exactly
 ``frames / fps`` seconds, so picture and sound end together and stay in sync within a frame.
+
+Same pictures, same bytes (issue 9): libx264's AVX-512 code lets uninitialised heap memory into the
+bitstream. With PyAV 18.1 (x264 core 165) on an AVX-512 CPU, 9 identical noisy frames at 96×96 or
+320×240 encode to different P-frames depending on ``MALLOC_PERTURB_`` (the I-frame and the AAC
+packets stay the same), and one process encoding the same clip again on a reused heap (a worker)
+can get other bytes too. The drift does not go away with ``threads=1``/``sliced-threads=0``, ``psy=0``,
+``trellis=0`` or other ``me`` settings. It does go away with ``asm=0``, with ``mbtree=0``/``rc-lookahead=0`` (MB-tree
+lookahead) and with the CPU flags minus AVX512. Every AVX2-or-lower encode gave the bytes the unperturbed
+AVX-512 run gave. So `write_video` asks libx264 for the CPU features it detects, less AVX-512
+(`x264_params`). That costs no quality (same bitstream) and about 10% more encode CPU. Where libx264 cannot be found
+beside PyAV or on the system, the encoder keeps its defaults and AVX-512 machines may still drift.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import math
 import os
 import sys
@@ -43,12 +57,14 @@ __all__ = [
     "sample_take",
     "write_png",
     "write_video",
+    "x264_params",
 ]
 
 AUDIO_RATE = 48_000
 VIDEO_SUFFIXES = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 IMAGE_SUFFIXES = (".png",)
 CRF, PRESET = "18", "veryfast"  # visually clean faces; encoding stays well ahead of rendering
+X264_CPU_AVX512 = 1 << 16  # X264_CPU_AVX512 in x264.h: the code path that reads uninitialised memory
 
 
 @dataclass(frozen=True)
@@ -252,7 +268,10 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike[str], fps:
                                          f"{size[1]}×{size[0]}")
                     video = container.add_stream("libx264", rate=rate_q)
                     video.width, video.height, video.pix_fmt = size[1], size[0], "yuv420p"
-                    video.options = {"crf": CRF, "preset": PRESET}
+                    options = {"crf": CRF, "preset": PRESET}
+                    if x264_params():  # same pictures, same bytes (see the module doc)
+                        options["x264-params"] = x264_params()
+                    video.options = options
                     if sound is not None:
                         layout = "mono" if sound.shape[0] == 1 else "stereo"
                         audio_stream = container.add_stream("aac", rate=AUDIO_RATE, layout=layout)
@@ -273,6 +292,44 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike[str], fps:
         meta.setdefault("frames", count)
         meta.setdefault("fps", fps)
     return count
+
+
+def _x264_library() -> ctypes.CDLL | None:
+    """The libx264 PyAV's encoder uses: the one its wheel bundles, else the system's; None if neither loads."""
+    import av
+
+    here = Path(av.__file__).resolve().parent
+    candidates: list[str] = [str(p) for p in (*sorted(here.parent.glob("av.libs/libx264*")),
+                                              *sorted(here.glob(".dylibs/libx264*")))]
+    system = ctypes.util.find_library("x264")
+    if system:
+        candidates.append(system)
+    for name in candidates:
+        try:
+            lib = ctypes.CDLL(name)
+            detect = lib.x264_cpu_detect
+        except (OSError, AttributeError):
+            continue
+        detect.restype, detect.argtypes = ctypes.c_uint32, []
+        return lib
+    return None
+
+
+@functools.cache
+def _x264_cpu_flags() -> int | None:
+    """The CPU features libx264 detects and would use by default (``X264_CPU_*`` bits), or None."""
+    lib = _x264_library()
+    return None if lib is None else int(lib.x264_cpu_detect())
+
+
+@functools.cache
+def x264_params() -> str:
+    """The ``x264-params`` that make H.264 encoding byte-reproducible: the CPU features libx264
+    detects less AVX-512 (see the module doc); empty where AVX-512 is absent or unknown."""
+    flags = _x264_cpu_flags()
+    if flags is None or not flags & X264_CPU_AVX512:
+        return ""
+    return f"asm={flags & ~X264_CPU_AVX512}"
 
 
 def _fraction(fps: float):
