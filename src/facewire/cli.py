@@ -322,6 +322,8 @@ def _demo_flags() -> argparse.Namespace:
 def _write_video(path: Path, pictures, fps: int = 30) -> None:
     import av
 
+    from .render.video import h264_options
+
     tmp = path.with_name(f".{path.name}.part")
     try:
         with av.open(str(tmp), mode="w", format="mp4") as container:
@@ -330,7 +332,7 @@ def _write_video(path: Path, pictures, fps: int = 30) -> None:
                 if stream is None:
                     stream = container.add_stream("libx264", rate=fps)
                     stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "yuv420p"
-                    stream.options = {"crf": "18", "preset": "veryfast"}
+                    stream.options = h264_options(crf="18", preset="veryfast")
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 frame.pts = i
                 for packet in stream.encode(frame):

@@ -17,6 +17,7 @@ import numpy as np
 from . import arkit
 from .errors import OutputError
 from .frame import FaceFrame
+from .render.video import h264_options
 
 __all__ = ["PreviewWriter", "draw"]
 
@@ -84,7 +85,7 @@ class PreviewWriter:
             self._stream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1000))
             self._stream.width, self._stream.height = picture.shape[1], picture.shape[0]
             self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": "23", "preset": "veryfast"}
+            self._stream.options = h264_options(crf="23", preset="veryfast")
         elif picture.shape[:2] != (self._stream.height, self._stream.width):
             picture = cv2.resize(picture, (self._stream.width, self._stream.height))
         vf = av.VideoFrame.from_ndarray(picture, format="rgb24")

@@ -62,6 +62,8 @@ def make_clips(folder: Path, count: int, grid: Path) -> int:
     """Up to ``count`` H.264 clips of `CLIP_FRAMES` frames, four from each GRID video; how many."""
     import av
 
+    from ..render.video import h264_options
+
     videos = sorted(grid.glob("*.mpg"))
     folder.mkdir(parents=True, exist_ok=True)
     made = 0
@@ -75,7 +77,7 @@ def make_clips(folder: Path, count: int, grid: Path) -> int:
             with av.open(str(folder / f"{video.stem}_{k}.mp4"), "w") as dst:
                 stream = dst.add_stream("libx264", rate=25)
                 stream.width, stream.height, stream.pix_fmt = part[0].shape[1], part[0].shape[0], "yuv420p"
-                stream.options = {"preset": "ultrafast"}
+                stream.options = h264_options(preset="ultrafast")
                 for i, rgb in enumerate(part):
                     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                     frame.pts = i

@@ -32,12 +32,14 @@ def h264(frames: list[np.ndarray], crf: int = 28, fps: int = 25) -> list[np.ndar
     """Encode ``frames`` with libx264 at ``crf`` (yuv420p) and decode them back."""
     import av
 
+    from ..render.video import h264_options
+
     buf = io.BytesIO()
     h, w = frames[0].shape[:2]
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
-        stream.options = {"crf": str(crf)}
+        stream.options = h264_options(crf=str(crf))
         for f in frames:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: h - h % 2, : w - w % 2]),
                                                              format="rgb24")))

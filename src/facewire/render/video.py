@@ -52,6 +52,7 @@ __all__ = [
     "Rendered",
     "check_output",
     "frame_at",
+    "h264_options",
     "load_audio",
     "render_take",
     "sample_take",
@@ -268,10 +269,7 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike[str], fps:
                                          f"{size[1]}×{size[0]}")
                     video = container.add_stream("libx264", rate=rate_q)
                     video.width, video.height, video.pix_fmt = size[1], size[0], "yuv420p"
-                    options = {"crf": CRF, "preset": PRESET}
-                    if x264_params():  # same pictures, same bytes (see the module doc)
-                        options["x264-params"] = x264_params()
-                    video.options = options
+                    video.options = h264_options(crf=CRF, preset=PRESET)
                     if sound is not None:
                         layout = "mono" if sound.shape[0] == 1 else "stereo"
                         audio_stream = container.add_stream("aac", rate=AUDIO_RATE, layout=layout)
@@ -330,6 +328,12 @@ def x264_params() -> str:
     if flags is None or not flags & X264_CPU_AVX512:
         return ""
     return f"asm={flags & ~X264_CPU_AVX512}"
+
+
+def h264_options(**options: str) -> dict[str, str]:
+    """libx264 ``options`` plus `x264_params`: every H.264 file facewire writes is reproducible."""
+    params = x264_params()
+    return {**options, "x264-params": params} if params else dict(options)
 
 
 def _fraction(fps: float):
