@@ -1,5 +1,6 @@
 """Many sessions at once: the load generator against a real server (uvicorn on 127.0.0.1, tracker worker
-processes), frames routed to their own session, drop-oldest under a slow worker, nothing leaked."""
+processes or threads), frames routed to their own session, drop-oldest under a slow worker or thread,
+nothing leaked; the load generator's early stop and ``facewire bench serve``'s verdicts and back-off."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -234,3 +236,109 @@ def test_a_session_in_a_worker_records_a_take_and_speaks(studio, frames) -> None
         f.write(data)
     assert [f.seq for f in read_take(path)] == [m["seq"] for m in sent] == [0, 1, 2]
     assert speech["frames"] and speech["wav"] and speech["duration_s"] > 0.3
+
+
+def test_a_slow_tracking_thread_drops_old_pictures_too(frames) -> None:
+    """Threads mode, one tracking thread shared by two sessions: each still gets its newest picture
+    tracked (latest wins) rather than a queue of stale ones, and neither starves."""
+    with served(StudioConfig(workers=0, track_threads=1, tracker_factory=SlowTracker)) as (address, app):
+        assert app.state.studio.executor._max_workers == 1
+        result = asyncio.run(run_load(f"ws://{address}/ws", frames, 2, 2.0, warmup_s=0.3, drain_s=0.5))
+    assert result.failures == []
+    # one thread tracks at most 1/SLOW_S pictures a second, shared: each session gets some, most are dropped
+    assert all(0 < s.received <= 2.0 / SLOW_S + 2 for s in result.sessions)
+    assert sum(s.received for s in result.sessions) <= 2.0 / SLOW_S + 3
+    assert result.dropped_pct > 50
+    # a session waits for at most the other's picture in flight and its own: no queue of old pictures
+    assert result.latencies_ms.max() < 4 * SLOW_S * 1e3 + 150
+
+
+def test_the_load_generator_stops_a_lost_run_early_and_slices_latency_by_time(studio, frames) -> None:
+    from facewire.server.loadgen import Progress
+
+    address, _app = studio
+    seen: list[Progress] = []
+
+    def stop_when(progress: Progress) -> bool:
+        seen.append(progress)
+        return progress.elapsed_s >= 1.0
+
+    result = asyncio.run(run_load(f"ws://{address}/ws", frames, 2, 20.0, warmup_s=0.3, stop_when=stop_when,
+                                  check_every_s=0.5))
+    assert len(seen) == 2 and seen[-1].elapsed_s >= 1.0 and seen[-1].received > 0
+    assert seen[-1].latencies_ms.size == seen[-1].received
+    assert 1.0 <= result.window_s < 3.0  # stopped, not run for 20 s
+    assert result.failures == [] and all(s.received > 0 for s in result.sessions)
+    windows = result.latency_windows_ms(0.5)
+    assert len(windows) >= 2 and [w[0] for w in windows] == [0.5 * k for k in range(len(windows))]
+    assert sum(w[2] for w in windows) == result.latencies_ms.size  # every frame in exactly one slice
+    for _, p95, n in windows:
+        assert n == 0 or 0 < p95 <= result.latencies_ms.max()
+
+
+def test_bench_serve_verdicts_back_off_and_give_up_early() -> None:
+    from facewire.bench.serve import backoff, is_held, soak_counts, soak_lost
+
+    assert is_held(30.0, 29.0, (), p95_limit_ms=50, min_fps=25)
+    assert not is_held(50.0, 29.0, (), p95_limit_ms=50, min_fps=25)  # the bound is strict
+    assert not is_held(30.0, 24.9, (), p95_limit_ms=50, min_fps=25)  # a starved session
+    assert not is_held(30.0, 29.0, ("session 3: closed by the server",), p95_limit_ms=50, min_fps=25)
+    # one ramp step down: an eighth, at least one session, never below zero
+    assert [backoff(n) for n in (1, 2, 8, 11, 16, 40)] == [0, 1, 7, 10, 14, 35]
+    counts, n = [], 16
+    while n:
+        counts.append(n)
+        n = backoff(n)
+    assert counts == sorted(counts, reverse=True) and counts[-1] == 1 and len(set(counts)) == len(counts)
+    # the soaks bench serve runs: the ramp's capacity, then one step lower each time, within the tries
+    assert soak_counts(16, 4) == [16, 14, 13, 12]
+    assert soak_counts(16, 100) == counts
+    assert soak_counts(2, 4) == [2, 1] and soak_counts(0, 4) == [] and soak_counts(9, 1) == [9]
+    # 10 sessions × 30 fps × 300 s = 90 000 frames: p95 is lost once over 4 500 came back late
+    assert not soak_lost(4500, 10, 30.0, 300.0)
+    assert soak_lost(4501, 10, 30.0, 300.0)
+    assert soak_lost(10, 1, 30.0, 1.0) and not soak_lost(1, 1, 30.0, 1.0)
+
+
+class ThreadNoting:
+    """The real tracker, noting the thread each picture is tracked on."""
+
+    threads: ClassVar[list[str]] = []
+
+    def __init__(self, stages) -> None:
+        from facewire.vision.video import TrackerOptions, VideoTracker
+
+        self.tracker = VideoTracker(options=TrackerOptions(landmarks=False), stages=stages)
+
+    def process(self, image, source: str = "video"):
+        ThreadNoting.threads.append(threading.current_thread().name)
+        return self.tracker.process(image, source)
+
+    def reset(self) -> None:
+        self.tracker.reset()
+
+
+def test_pictures_track_on_the_studio_pool_and_speech_off_it(frames, monkeypatch) -> None:
+    from facewire.server.session import StudioSession
+
+    spoken: list[str] = []
+    say = StudioSession._say
+
+    def noting_say(self, text):
+        spoken.append(threading.current_thread().name)
+        return say(self, text)
+
+    monkeypatch.setattr(StudioSession, "_say", noting_say)
+    ThreadNoting.threads = []
+    config = StudioConfig(workers=0, track_threads=1, tracker_factory=ThreadNoting)
+    with served(config) as (address, _app), connect(f"ws://{address}/ws", proxy=None, open_timeout=10,
+                                                    max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+        ws.send(struct.pack("<Bd", 1, 10.0) + frames.jpegs[0])
+        while json.loads(ws.recv(timeout=60))["type"] != "frame":
+            pass
+        ws.send(json.dumps({"v": 1, "type": "say", "text": "Hi."}))
+        while json.loads(ws.recv(timeout=60))["type"] != "speech":
+            pass
+    assert ThreadNoting.threads and all(t.startswith("facewire-track") for t in ThreadNoting.threads)
+    assert len(spoken) == 1 and not spoken[0].startswith("facewire-track")  # speech never holds a camera back

@@ -12,8 +12,9 @@ studio audits (`facewire.server.trust`): session start/stop and take downloads a
 (403 ``{"error": …}`` when refused); ``/photos`` lists those admitted; ``/photo/NAME/ws`` renders one:
 the page sends it the frame messages it gets on ``/ws`` and gets back binary JPEGs of the photo (the
 latest frame only, older ones dropped), watermarked as ``facewire render`` marks its frames.
-Sessions track in this process's threads, or with ``StudioConfig.workers`` in a pool of worker
-processes (`facewire.server.workers`), each session pinned to one.
+Sessions track on this process's own pool of threads (shared by all sessions:
+``StudioConfig.track_threads``), or with ``StudioConfig.workers`` in a pool of worker processes
+(`facewire.server.workers`), each session pinned to one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import subprocess
 import tempfile
 import weakref
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,7 @@ from .session import (
     hello_message,
 )
 from .trust import StudioTrust, parse_form
-from .workers import TrackerPool, WorkerGone, WorkerPool
+from .workers import TrackerPool, WorkerGone, WorkerPool, default_track_threads
 
 __all__ = ["STATIC_DIR", "Studio", "StudioConfig", "create_app", "ensure_three", "find_three", "listen_socket"]
 
@@ -144,6 +146,7 @@ class StudioConfig:
     max_uploads: int = 16
     work_dir: str | None = None  # where takes and uploads are kept (a temporary directory inside)
     workers: int = 0  # tracker processes; 0 tracks in this process's threads
+    track_threads: int | None = None  # threads mode: tracking threads; None: `default_track_threads`
     tracker_factory: Callable[[Callable[[], list]], Any] | None = None  # picklable when workers > 0
     trust_home: str | None = None  # audit sessions and exports there, admit photo avatars; None: no trust
     context: str | None = None  # the studio's use context (facewire consent contexts); photos need one
@@ -152,6 +155,9 @@ class StudioConfig:
     def __post_init__(self) -> None:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise InputError(f"workers: expected a whole number ≥ 0, got {self.workers!r}")
+        if self.track_threads is not None and (isinstance(self.track_threads, bool)
+                                               or not isinstance(self.track_threads, int) or self.track_threads < 1):
+            raise InputError(f"track_threads: expected a positive whole number or None, got {self.track_threads!r}")
         if isinstance(self.max_sessions, bool) or not isinstance(self.max_sessions, int) or self.max_sessions < 1:
             raise InputError(f"max_sessions: expected a positive whole number, got {self.max_sessions!r}")
 
@@ -168,6 +174,10 @@ class Studio:
         self._default_glb: bytes | None = None
         self._default_lock = asyncio.Lock()
         self.trackers = TrackerPool(config.tracker_factory)  # threads mode: trackers kept between sessions
+        # threads mode: steps run on the studio's own pool, a session's one at a time; speech, audit
+        # and photo work go to asyncio's pool and never hold a camera's picture back
+        self.executor = ThreadPoolExecutor(config.track_threads or default_track_threads(),
+                                           thread_name_prefix="facewire-track")
         self.pool: WorkerPool | None = None
         self._pool_lock = asyncio.Lock()
         self.trust: StudioTrust | None = None
@@ -224,6 +234,7 @@ class Studio:
         return out
 
     def close(self) -> None:
+        self.executor.shutdown(wait=False)  # sessions' closes still queued there run
         if self.trust is not None:
             self.trust.close()
         self.takes.close()
@@ -477,7 +488,7 @@ def create_app(config: StudioConfig | None = None) -> FastAPI:
                 session = StudioSession(session_id, studio.takes, limits=config.limits,
                                         tracker_factory=studio.trackers.acquire,
                                         tracker_release=studio.trackers.release)
-            runner = SessionRunner(websocket, session, config.limits)
+            runner = SessionRunner(websocket, session, config.limits, executor=studio.executor)
             studio.sessions[session_id] = runner
             if studio.trust is not None:
                 start_seq = await asyncio.to_thread(studio.trust.session_start, session_id, avatar_name)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 from ..errors import InputError
 from .session import HEADER, KIND_JPEG
 
-__all__ = ["FrameSet", "LoadResult", "SessionResult", "connect_cycles", "face_jpegs", "run_load"]
+__all__ = ["FrameSet", "LoadResult", "Progress", "SessionResult", "connect_cycles", "face_jpegs", "run_load"]
 
 SESSION_OFFSET_MS = 1e7  # session i stamps its frames from i × 10⁷ ms: its stamps are its own
 GRID_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "video" / "grid"
@@ -106,9 +107,11 @@ class SessionResult:
     window_s: float = 0.0
     errors: tuple[str, ...] = ()
     close: str | None = None  # how the server closed the socket, when it did
+    sent_s: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # each latency's send, s into the window
 
     def __post_init__(self) -> None:
         self.latencies_ms.flags.writeable = False
+        self.sent_s.flags.writeable = False
 
     @property
     def delivered_fps(self) -> float:
@@ -127,6 +130,7 @@ class LoadResult:
     fps: float
     window_s: float
     client_late_ms_p99: float  # how late the generator's own sends were (it shares the machine)
+    answered: int = 0  # frames answered in the whole run, warm-up included (for CPU per frame)
 
     @property
     def latencies_ms(self) -> np.ndarray:
@@ -136,6 +140,19 @@ class LoadResult:
     def latency_ms(self, q: float) -> float:
         lat = self.latencies_ms
         return float(np.percentile(lat, q)) if lat.size else float("nan")
+
+    def latency_windows_ms(self, window_s: float, q: float = 95.0) -> list[tuple[float, float, int]]:
+        """(start s, q-th percentile latency ms, frames) of each ``window_s`` slice of the run, by send time:
+        a soak whose latency creeps up shows it here even when the whole run's percentile passes."""
+        sent = np.concatenate([s.sent_s for s in self.sessions]) if self.sessions else np.zeros(0)
+        lat = self.latencies_ms
+        if window_s <= 0 or sent.size != lat.size or not lat.size:
+            return []
+        out = []
+        for k in range(max(1, math.ceil(self.window_s / window_s - 1e-9))):
+            part = lat[(sent >= k * window_s) & (sent < (k + 1) * window_s)]
+            out.append((k * window_s, float(np.percentile(part, q)) if part.size else float("nan"), int(part.size)))
+        return out
 
     @property
     def fps_per_session(self) -> np.ndarray:
@@ -183,19 +200,20 @@ class _Client:
         self.offset_ms = (index + 1) * SESSION_OFFSET_MS
         self.pending: dict[int, tuple[float, bool]] = {}  # capture_ns → (sent at, in the window)
         self.latencies: list[float] = []
-        self.sent = self.skipped = self.received = self.foreign = self.out_of_order = 0
+        self.sent_at: list[float] = []  # perf_counter of each measured frame's send, beside its latency
+        self.sent = self.skipped = self.received = self.foreign = self.out_of_order = self.answered = 0
         self.late_s: list[float] = []
         self.errors: list[str] = []
         self.close: str | None = None
         self.session_id = ""
         self.last_seq = -1
 
-    async def send(self, ws, start: float, phase_s: float, window: tuple[float, float]) -> None:
+    async def send(self, ws, start: float, phase_s: float, window: tuple[float, float], stop: asyncio.Event) -> None:
         k = 0
         jpegs = self.frames.jpegs
         while True:
             due = start + phase_s + k * self.period_s
-            if due >= window[1]:
+            if due >= window[1] or stop.is_set():
                 return
             delay = due - time.perf_counter()
             if delay > 0:
@@ -225,6 +243,7 @@ class _Client:
                 if entry is None:
                     self.foreign += 1
                     continue
+                self.answered += 1
                 seq = d.get("seq", -1)
                 if seq <= self.last_seq:
                     self.out_of_order += 1
@@ -232,23 +251,38 @@ class _Client:
                 if entry[1]:
                     self.received += 1
                     self.latencies.append((now - entry[0]) * 1e3)
+                    self.sent_at.append(entry[0])
             elif kind == "error":
                 self.errors.append(str(d.get("message")))
             elif kind == "hello":
                 self.session_id = str(d.get("session", ""))
 
-    def result(self, window_s: float) -> SessionResult:
+    def result(self, window_s: float, window_start: float) -> SessionResult:
         return SessionResult(self.index, self.session_id, self.sent, self.skipped, self.received, self.foreign,
                              self.out_of_order, np.array(self.latencies, dtype=np.float64), window_s,
-                             tuple(self.errors), self.close)
+                             tuple(self.errors), self.close, np.array(self.sent_at, dtype=np.float64) - window_start)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a run measured so far (for ``run_load``'s ``stop_when``): seconds into the window, frames
+    sent and answered there, and the answers' end-to-end latencies."""
+
+    elapsed_s: float
+    sent: int
+    received: int
+    latencies_ms: np.ndarray = field(repr=False)
 
 
 async def run_load(url: str, frames: FrameSet, sessions: int, duration_s: float, *, fps: float = 30.0,
-                   warmup_s: float = 1.0, drain_s: float = 0.5, connect_timeout_s: float = 30.0) -> LoadResult:
+                   warmup_s: float = 1.0, drain_s: float = 0.5, connect_timeout_s: float = 30.0,
+                   stop_when: Callable[[Progress], bool] | None = None, check_every_s: float = 5.0) -> LoadResult:
     """``sessions`` webcams on ``url`` for ``warmup_s + duration_s``; what the last ``duration_s`` measured.
 
     Sessions connect first (concurrently), then all cameras start together. A frame not answered
-    ``drain_s`` after the last send counts as dropped.
+    ``drain_s`` after the last send counts as dropped. ``stop_when`` (asked every ``check_every_s``
+    of the window) ends the run early when it says so — a soak already lost need not run to its end;
+    the result then covers the shorter window.
     """
     from websockets.exceptions import ConnectionClosed
 
@@ -264,9 +298,15 @@ async def run_load(url: str, frames: FrameSet, sessions: int, duration_s: float,
         start = time.perf_counter() + 0.1
         window = (start + warmup_s, start + warmup_s + duration_s)
         period = 1.0 / fps
-        senders = [asyncio.create_task(c.send(ws, start, period * i / sessions, window))
+        stop = asyncio.Event()
+        senders = [asyncio.create_task(c.send(ws, start, period * i / sessions, window, stop))
                    for i, (c, ws) in enumerate(zip(clients, sockets, strict=True))]
+        watcher = asyncio.create_task(_watch(clients, window, stop, stop_when, check_every_s))
         done = await asyncio.gather(*senders, return_exceptions=True)
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        ended = min(window[1], max(window[0], time.perf_counter())) if stop.is_set() else window[1]
+        duration_s = max(ended - window[0], 1e-9)
         deadline = time.perf_counter() + drain_s
         while time.perf_counter() < deadline and any(any(m for _, m in c.pending.values()) for c in clients):
             await asyncio.sleep(0.01)
@@ -279,8 +319,23 @@ async def run_load(url: str, frames: FrameSet, sessions: int, duration_s: float,
             receiver.cancel()
         await asyncio.gather(*receivers, return_exceptions=True)
     late = np.concatenate([np.array(c.late_s) for c in clients]) * 1e3
-    return LoadResult(tuple(c.result(duration_s) for c in clients), fps, duration_s,
-                      float(np.percentile(late, 99)) if late.size else float("nan"))
+    return LoadResult(tuple(c.result(duration_s, window[0]) for c in clients), fps, duration_s,
+                      float(np.percentile(late, 99)) if late.size else float("nan"), sum(c.answered for c in clients))
+
+
+async def _watch(clients: list[_Client], window: tuple[float, float], stop: asyncio.Event,
+                 stop_when: Callable[[Progress], bool] | None, every_s: float) -> None:
+    if stop_when is None:
+        return
+    await asyncio.sleep(max(0.0, window[0] - time.perf_counter()))
+    while True:
+        await asyncio.sleep(every_s)
+        lat = np.concatenate([np.asarray(c.latencies, np.float64) for c in clients])
+        progress = Progress(time.perf_counter() - window[0], sum(c.sent for c in clients),
+                            sum(c.received for c in clients), lat)
+        if stop_when(progress):
+            stop.set()
+            return
 
 
 async def connect_cycles(url: str, jpegs: Sequence[bytes], cycles: int, *, timeout_s: float = 30.0) -> int:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import concurrent.futures
 import contextlib
 import io
 import json
@@ -545,14 +546,20 @@ class _Closed(Exception):
 class SessionRunner:
     """Serves one accepted WebSocket (Starlette's) with its `StudioSession` until either side ends.
 
-    The session runs in a worker thread, or lives in a worker process (a
+    The session runs on ``executor``'s threads (the studio's tracking pool; asyncio's default pool
+    without one, and always for ``say``, which is slow), or lives in a worker process (a
     `facewire.server.workers.RemoteSession`, whose ``step_async`` and ``close_async`` are awaited).
+    Either way one step is in flight at a time and the video queue holds only the newest picture, so
+    a session the server cannot keep up with drops stale pictures (counted in ``stats``) instead of
+    answering ever later.
     """
 
-    def __init__(self, websocket: Any, session: StudioSession, limits: SessionLimits) -> None:
+    def __init__(self, websocket: Any, session: StudioSession, limits: SessionLimits,
+                 executor: concurrent.futures.Executor | None = None) -> None:
         self.ws = websocket
         self.session = session
         self.limits = limits
+        self.executor = executor  # where steps run (the studio's pool, shared by sessions); None: asyncio's
         self.video = DropOldest(1)  # only the newest picture is worth tracking
         self.audio = DropOldest(max(1, math.ceil(limits.audio_queue_s * 50)))  # 20 ms blocks
         self.commands = DropOldest(8)
@@ -607,8 +614,12 @@ class SessionRunner:
         try:
             if step_async is not None:
                 replies = await step_async(*args)
-            else:
+            elif self.executor is None or (args[0] is not None and args[0].get("type") == "say"):
+                # speech synthesis takes a while: never on a tracking thread, where it would stall
+                # the cameras of the sessions queued behind it
                 replies = await asyncio.to_thread(self.session.step, *args)
+            else:
+                replies = await asyncio.get_running_loop().run_in_executor(self.executor, self.session.step, *args)
         except InputError as exc:
             self._error(str(exc))
             return
@@ -699,7 +710,12 @@ class SessionRunner:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             close_async = getattr(self.session, "close_async", None)
-            await (close_async() if close_async is not None else asyncio.to_thread(self.session.close))
+            if close_async is not None:
+                await close_async()
+            elif self.executor is not None:  # queued behind this session's last step, ahead of a new one's
+                await asyncio.get_running_loop().run_in_executor(self.executor, self.session.close)
+            else:
+                await asyncio.to_thread(self.session.close)
 
     async def _flush(self, writer: asyncio.Task) -> None:
         """Give the writer a moment to send the error that explains the close."""

@@ -17,7 +17,7 @@ from .detector import FaceDetector
 from .landmarks import IrisModel, MeshModel, roi_from_landmarks
 from .roi import Roi
 
-__all__ = ["Observation", "LandmarkTracker"]
+__all__ = ["LandmarkTracker", "Observation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,7 @@ class LandmarkTracker:
         self._tracks.clear()
         self._iris_carry.clear()
         self._since_detect = 0
+        self._frame = 0  # the eye alternation restarts too: a reset tracker answers as a new one
 
     def __call__(self, rgb: np.ndarray) -> list[Observation]:
         h, w = rgb.shape[:2]
