@@ -23,6 +23,7 @@ FRESH = load_table(DATA / "affect_fresh.tsv")  # before this analyser (seen whil
 BLIND = load_table(DATA / "affect_blind.tsv")  # run once on the previous analyser (71 %); seen in the generalisation pass
 DEV = load_table(DATA / "affect_dev.tsv")  # written during the generalisation pass, tuned on
 BLIND2 = load_table(DATA / "affect_blind2.tsv")  # written blind, measured once after the generalisation pass (76 %)
+BLIND3 = load_table(DATA / "affect_blind3.tsv")  # written blind, measured once on the learned model (94 %)
 
 
 def _agreement(table):
@@ -61,8 +62,16 @@ def test_second_blind_table():
     assert len(BLIND2) >= 50 and {e for _, e in BLIND2} == set(EMOTIONS)
     agreement, table = _agreement(BLIND2)
     print(f"\nsecond blind table: {agreement:.0%} agreement\n{table}")
-    # 76 % when measured blind (target 80 %); a floor against regressions, not the acceptance number
-    assert agreement >= 0.74
+    # the rules alone: 76 % when measured blind; the learned model on top of them reads more
+    assert agreement >= 0.8
+
+
+def test_third_blind_table_written_before_the_learned_model():
+    assert len(BLIND3) >= 50 and {e for _, e in BLIND3} == set(EMOTIONS)
+    agreement, table = _agreement(BLIND3)
+    print(f"\nthird blind table: {agreement:.0%} agreement\n{table}")
+    # 94 % when measured once, blind; a floor against regressions
+    assert agreement >= 0.9
 
 
 def test_development_table():
