@@ -15,7 +15,13 @@ import pytest
 
 from facewire import models
 from facewire.errors import InputError, ModelError
-from facewire.models import BUNDLE_MEMBERS, OFFICIAL_SHA256, PACKAGE_MODELS, ModelPaths, ModelWarning
+from facewire.models import (
+    BUNDLE_MEMBERS,
+    OFFICIAL_SHA256,
+    PACKAGE_MODELS,
+    ModelPaths,
+    ModelWarning,
+)
 
 BUNDLE = "models/face_landmarker_v2_with_blendshapes.task"
 
@@ -286,3 +292,15 @@ def test_resolve(warm_cache: Path, bundle: Path) -> None:
         models.resolve("model.tflite")
     with pytest.raises(InputError, match="got int"):
         models.resolve(3)  # type: ignore[arg-type]
+
+
+def test_shipped_data_is_checked_against_its_pin():
+    from facewire.models import sha256_file, shipped_data
+
+    path = Path(models.__file__).parent / "data" / "solver.npz"
+    digest = sha256_file(path)
+    assert shipped_data("solver.npz", digest, "the solver", "tools/train_solver.py") == path.read_bytes()
+    with pytest.raises(ModelError, match="solver.npz: SHA-256 .* does not match the pinned 0000"):
+        shipped_data("solver.npz", "0" * 64, "the solver", "tools/train_solver.py")
+    with pytest.raises(ModelError, match="nothing.npz: the thing is missing from facewire/data; run tools/x.py"):
+        shipped_data("nothing.npz", digest, "the thing", "tools/x.py")

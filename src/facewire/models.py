@@ -47,20 +47,21 @@ from .atomic import atomic_write
 from .errors import InputError, ModelError
 
 __all__ = [
+    "BUNDLE_MEMBERS",
+    "OFFICIAL_SHA256",
+    "OFFICIAL_URL",
+    "PACKAGE_MODELS",
+    "PACKAGE_SPEC",
     "ModelPaths",
     "ModelWarning",
-    "PACKAGE_SPEC",
-    "PACKAGE_MODELS",
-    "BUNDLE_MEMBERS",
-    "OFFICIAL_URL",
-    "OFFICIAL_SHA256",
     "cache_dir",
-    "sha256_file",
     "ensure_package_models",
-    "load_task_bundle",
     "fetch_official",
+    "load_task_bundle",
     "official_path",
     "resolve",
+    "sha256_file",
+    "shipped_data",
 ]
 
 #: The package whose wheel carries the default models.
@@ -152,6 +153,23 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def shipped_data(name: str, sha256: str, what: str, tool: str) -> bytes:
+    """The bytes of ``facewire/data/<name>``, refused (`ModelError`) unless their SHA-256 is ``sha256``.
+
+    ``what`` names the model in messages ("the viseme model"); ``tool`` is the script that rebuilds it.
+    """
+    from importlib import resources
+
+    try:
+        blob = resources.files("facewire.data").joinpath(name).read_bytes()
+    except OSError as exc:  # FileNotFoundError included
+        raise ModelError(f"{name}: {what} is missing from facewire/data; run {tool}") from exc
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != sha256:
+        raise ModelError(f"{name}: SHA-256 {digest} does not match the pinned {sha256}")
+    return blob
+
+
 def official_path() -> Path:
     """Where :func:`fetch_official` stores the official bundle (it may not exist yet)."""
     return cache_dir() / "official" / "face_landmarker.task"
@@ -206,7 +224,8 @@ def _fetch_package_models(dest: Path, progress: Callable[[str], None] | None) ->
             PACKAGE_SPEC, "-d", tmp,
         ]  # fmt: skip
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+            proc = subprocess.run(cmd, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  errors="replace")
         except OSError as exc:
             raise ModelError(f"face models: could not start pip ({_one_line(str(exc))}); {_FETCH_HINT}") from exc
         if proc.returncode != 0:

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-from importlib import resources
 
 import numpy as np
 
@@ -201,14 +199,11 @@ def _one_blas_thread():
 
 @functools.lru_cache(maxsize=1)
 def _load() -> dict[str, np.ndarray]:
-    try:
-        blob = resources.files("facewire.data").joinpath(MODEL_FILE).read_bytes()
-    except FileNotFoundError as exc:
-        raise ModelError(f"{MODEL_FILE}: the viseme model is missing from facewire/data; run tools/train_visemes.py") from exc
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != MODEL_SHA256:
-        raise ModelError(f"{MODEL_FILE}: expected SHA-256 {MODEL_SHA256}, got {digest}")
     import io
+
+    from ..models import shipped_data
+
+    blob = shipped_data(MODEL_FILE, MODEL_SHA256, "the viseme model", "tools/train_visemes.py")
 
     with np.load(io.BytesIO(blob)) as z:
         return {k: z[k] for k in z.files}

@@ -21,14 +21,12 @@ and one 8-row dot product: well under a millisecond per sentence.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import math
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -168,11 +166,7 @@ class TextAffectModel:
 @functools.lru_cache(maxsize=1)
 def load_default_model() -> TextAffectModel:
     """The shipped model, verified against `DEFAULT_MODEL_SHA256`."""
-    try:
-        blob = resources.files("facewire.data").joinpath(DEFAULT_MODEL).read_bytes()
-    except (FileNotFoundError, OSError) as exc:
-        raise ModelError(f"{DEFAULT_MODEL}: the shipped text affect model is missing; run tools/train_affect.py") from exc
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != DEFAULT_MODEL_SHA256:
-        raise ModelError(f"{DEFAULT_MODEL}: SHA-256 {digest} does not match the pinned {DEFAULT_MODEL_SHA256}")
+    from ..models import shipped_data
+
+    blob = shipped_data(DEFAULT_MODEL, DEFAULT_MODEL_SHA256, "the text affect model", "tools/train_affect.py")
     return TextAffectModel.from_bytes(blob, DEFAULT_MODEL)
