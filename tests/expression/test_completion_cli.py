@@ -23,7 +23,7 @@ def test_complete_keeps_observed_channels_and_reconstructs_hidden_ones(shared_fi
     src = shared_file(SHORT_TAKE)
     out = tmp_path / "out.jsonl"
     assert main(["complete", str(src), str(out), "--observed", mode]) == 0
-    assert f"complete ({mode})" in capsys.readouterr().err
+    assert f"complete ({mode}, whole take)" in capsys.readouterr().err
     before, after = _frames(src), _frames(out)
     assert len(before) == len(after)
     m = C.MODES[mode]
@@ -87,6 +87,37 @@ def test_train_then_complete_with_the_new_model(shared_file, tmp_path, capsys):
     assert main(["complete", str(src), str(out), "--observed", "eyes", "--model", str(model), "-q"]) == 0
     assert main(["complete", str(src), str(out), "--observed", "lower", "--model", str(model)]) != 0
     assert "no network for mode 'lower'" in capsys.readouterr().err
+
+
+def test_live_completion_streams_the_causal_networks(shared_file, tmp_path, capsys):
+    src = shared_file(SHORT_TAKE)
+    whole, live = tmp_path / "whole.jsonl", tmp_path / "live.jsonl"
+    assert main(["complete", str(src), str(whole), "--observed", "lower+eyes", "-q"]) == 0
+    assert main(["complete", str(src), str(live), "--observed", "lower+eyes", "--live"]) == 0
+    assert "complete (lower+eyes, causal)" in capsys.readouterr().err
+    m = C.MODES["lower+eyes"]
+    a = np.array([f.weights for f in _frames(whole)])[:, m.hidden_index]
+    b = np.array([f.weights for f in _frames(live)])[:, m.hidden_index]
+    # the same networks' causal twin, streamed frame by frame as CompletionStage runs them
+    stage = C.CompletionStage("lower+eyes")
+    keep = np.zeros(arkit.COUNT, bool)
+    keep[m.observed_index] = True
+    streamed = np.array([stage.process(f.replace(weights=np.where(keep, f.weights, 0.0).astype(np.float32))).weights
+                         for f in _frames(src)])[:, m.hidden_index]
+    np.testing.assert_allclose(b, streamed, atol=1e-6)
+    assert np.abs(a - b).max() > 0.01  # the whole-take reconstruction is another one
+
+
+def test_a_model_without_live_networks_cannot_stream(shared_file, tmp_path, capsys):
+    src = shared_file(SHORT_TAKE)
+    model = tmp_path / "m.npz"
+    assert main(["completion", "train", str(src), "--out", str(model), "--observed", "eyes",
+                 "--members", "1", "--epochs", "1", "--no-live", "-q"]) == 0
+    assert C.CompletionModel.load(model).live is None
+    out = tmp_path / "out.jsonl"
+    assert main(["complete", str(src), str(out), "--observed", "eyes", "--model", str(model), "--live"]) != 0
+    assert "offline only" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_train_rejects_a_missing_take(tmp_path, capsys):

@@ -1,9 +1,11 @@
 """Headset mode: reconstruct the face a VR headset hides from the channels it does observe.
 
 A headset sees part of the face: a lower-face camera (mouth, jaw, cheek puff, tongue), eye trackers
-(lid openness and gaze), or only the wearer's voice. `CompletionStage` fills in the rest with a small
-causal model trained on full-face ARKit takes (`CompletionModel.train`, ``tools/train_completion.py``,
-shipped as ``data/completion.npz``).
+(lid openness and gaze), or only the wearer's voice. A small model trained on full-face ARKit takes
+(`CompletionModel.train`, ``tools/train_completion.py``, shipped as ``data/completion.npz``) fills in
+the rest in two ways: from the whole take for a file (`complete_frames`, ``facewire complete``;
+`offline_features`), and causally, frame by frame, for a live stream (`CompletionStage`, with the
+model's ``live`` networks).
 
 Modes (`MODES`): what is observed, what the model reconstructs per frame, what is generated.
 
@@ -34,7 +36,30 @@ Targets are neutral-relative: what an avatar shows is expression, not the sensor
 face at rest, so each training take's channels have their resting level (5th percentile) taken off,
 as Live Link Face's ``*_cal`` takes already have (`Take.neutral_subtracted`); evaluation does the same.
 
-Features (`FeatureBank`, causal, so a live stream gets exactly what training saw): the observed
+Whole-take features (`offline_features`, the shipped model's ``features``; ``facewire bench
+completion`` judges these): the observed channels made neutral-relative by the same rule as the
+targets (each channel's 5th percentile over the take off, unless the take's neutral is already
+subtracted), so that a sensor's resting offset on one face does not read as expression; the same
+divided by each channel's 95th percentile over the take (``scale_floor``), so that a face the sensor
+reads smaller or larger spans the same range; their square roots; centred Gaussian averages over
+``sigmas_s`` (0.1–3 s, past and future: a raised brow comes with the sentence around it, not only
+with what came before); the reconstruction smoothed both ways (``output_sigma_s``). Chosen by
+leave-one-take-out on the training takes only (held-back takes unseen; one network per fold, an
+output map fitted on the out-of-fold predictions), % lower MAE than the mean, eyes/brows/cheeks/nose:
+
+==============  ===============  ===============  ===============  ===============
+features        lower            eyes             lower+eyes       audio
+==============  ===============  ===============  ===============  ===============
+causal (live)   44 33 58 57      54 37 27 27      66 43 61 56      36 30 55 55
+whole take      45 36 56 57      50 36 27 26      62 45 57 58      35 33 52 58
++ scaled        43 40 58 60      53 37 27 26      63 48 60 60      40 36 48 51
+==============  ===============  ===============  ===============  ===============
+
+The rule, fixed before the last row was run: keep a change if it lifts the worst group by ≥ 2 points
+in at least three modes of four (here: +4, 0, +3, +3). The scaled copy alone, without the levels, lost
+the eyes and cheeks in lower mode.
+
+Live features (`FeatureBank`, causal, so a live stream gets exactly what training saw): the observed
 channels, their square roots, exponential moving averages over ``ema_taus_s`` and a decaying recent
 peak give the network past-only temporal context. Time constants are in seconds, so 30 and 60 fps
 streams get the same features. Per-wearer calibration of the observed channels (``calibrate``: a
@@ -42,21 +67,30 @@ running low quantile subtracted, as a live headset could do) is available but of
 the held-back takes it lost 3–17 points per group, because a held expression (an emotion kept for
 30 s) sinks into the running floor and vanishes from the input.
 
-Model: per mode an ensemble of two-layer networks (ReLU, sigmoid output, cross-entropy on the
-targets), trained on the takes and their left/right mirror images (`arkit.mirror_weights`). Then a
+Model: per mode and per feature kind (whole take, live) an ensemble of two-layer networks (ReLU,
+sigmoid output, cross-entropy on the targets), trained on the takes and their left/right mirror
+images (`arkit.mirror_weights`). Then a
 per-channel output map ``clip(scale·y + offset, 0, 1)`` is fitted to least absolute error on
 out-of-fold predictions (networks trained without a fold of takes, run over that fold as a stream):
 a new face is less predictable than the training faces, and the map learns how far to trust the
-networks on one. The output is smoothed by an EMA of ``output_tau_s`` so that it does not jitter.
+networks on one. The live output is smoothed by an EMA of ``output_tau_s`` so that it does not jitter.
 
 Evaluation (`evaluate`, ``facewire bench completion``): on `HELD_BACK` takes, one per performer,
 the time-weighted mean absolute error per `arkit.GROUPS` group of the reconstructed channels next to
-predicting the training mean. With the real takes (three performers) the mouth carries the cheeks,
-the nose and the lids well (+57–73 %), the brows less (+31–39 %): raised and lowered brows in speech
-are prosody, not mouth shape, and lids and gaze alone say little about a sneer. Tried and not kept
-(no gain on the held-back takes): an absolute-error loss, causal input calibration, a 30 s average,
-wider networks, stronger or weaker weight decay, more folds, random per-channel gains (``gain_copies``),
-a recent-motion feature (``motion_tau_s``).
+predicting the training mean. With the real takes (three performers) and the whole-take networks,
+``lower`` and ``lower+eyes`` reach 40 % in every group (+43–81 %); ``eyes`` reaches it for the eye
+group only (brows, cheeks, nose +27–33 %: lids and gaze say little about a sneer); ``audio`` for the
+cheeks and nose, not the brows (+8 %): on the silent emotion hold (MySlate_165) the speech channels
+barely move, their per-take scaling blows that up, and the brows come out 41 % worse than the mean
+(the live networks, unscaled, keep +33 %). The mean is a weak baseline for channels that mostly
+rest: the training median alone is 34 % better than it on the held-back brows, and the brows'
+reconstruction beats that median by at most 15 % (and loses to it in eyes and audio mode; the bench
+prints both). Tried and not kept (no gain): an
+absolute-error loss, causal input calibration, a 30 s average, wider networks, stronger or weaker
+weight decay, more folds, random per-channel gains (``gain_copies``), a recent-motion feature
+(``motion_tau_s``); for the whole-take networks (leave-one-take-out on the training takes only): a
+blend of the whole-take and live networks' outputs (every mode: within 1 point of the better one
+alone).
 """
 
 from __future__ import annotations
@@ -88,6 +122,7 @@ __all__ = [
     "LOWER_FACE",
     "MODES",
     "NEUTRAL_PERCENTILE",
+    "OFFLINE_FEATURES",
     "PROCEDURAL",
     "SPEECH",
     "CompletionMode",
@@ -100,10 +135,12 @@ __all__ = [
     "Take",
     "TrainConfig",
     "complete_arrays",
+    "complete_frames",
     "evaluate",
     "jitter",
     "load_default_model",
     "mode_named",
+    "offline_features",
     "train_network",
 ]
 
@@ -182,20 +219,66 @@ class FeatureConfig:
     peak_tau_s: float = 1.0
     motion_tau_s: float = 0.0
     calibrate: bool = False
+    offline: bool = False
+    """Whole-take features (`offline_features`): centred averages that see the future, inputs made
+    neutral-relative, output smoothed both ways. For files; a live stream needs ``offline=False``."""
+    sigmas_s: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)
+    """Offline: standard deviations of the centred Gaussian averages of the observed channels."""
+    output_sigma_s: float = 0.1
+    """Offline: standard deviation of the zero-phase Gaussian smoothing of the reconstruction."""
+    scale_floor: float = 0.0
+    """Offline, > 0: each channel also divided by its take's 95th percentile (at least this), so that
+    a face whose sensor reads every movement smaller or larger still spans the same range."""
 
     def width(self, channels: int) -> int:
+        if self.offline:
+            return channels * (1 + (self.scale_floor > 0)) * (2 + len(self.sigmas_s))
         return channels * (2 + len(self.ema_taus_s) + (self.peak_tau_s > 0) + (self.motion_tau_s > 0))
 
     def to_json_dict(self) -> dict:
         d = asdict(self)
         d["ema_taus_s"] = list(self.ema_taus_s)
+        d["sigmas_s"] = list(self.sigmas_s)
         return d
 
     @classmethod
     def from_json_dict(cls, d: Mapping) -> FeatureConfig:
         d = dict(d)
         d["ema_taus_s"] = tuple(float(v) for v in d.get("ema_taus_s", ()))
+        if "sigmas_s" in d:
+            d["sigmas_s"] = tuple(float(v) for v in d["sigmas_s"])
         return cls(**d)
+
+
+OFFLINE_FEATURES = FeatureConfig(offline=True, scale_floor=0.05)
+"""The shipped model's features: whole-take context for files (`offline_features`)."""
+
+
+def _smooth(values: np.ndarray, sigma_s: float, fps: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter1d
+
+    if sigma_s <= 0 or len(values) < 2:
+        return np.asarray(values, dtype=np.float64)
+    return gaussian_filter1d(np.asarray(values, dtype=np.float64), sigma_s * fps, axis=0, mode="nearest")
+
+
+def offline_features(observed: np.ndarray, fps: float, config: FeatureConfig, neutral_known: bool) -> np.ndarray:
+    """Whole-take features of N×C observed channels (tracked frames at ``fps``): the channels made
+    neutral-relative as the targets are (`Take.neutral_subtracted`: each channel's 5th percentile off,
+    unless the take's neutral is already subtracted), with ``scale_floor`` also divided by their
+    95th percentile, their square roots and centred Gaussian averages over ``sigmas_s`` (past and
+    future: a file is complete before it is filled in)."""
+    x = np.asarray(observed, dtype=np.float64)
+    if not neutral_known and len(x):
+        # the same resting level the targets lose: inputs and outputs then share one zero, whatever
+        # the sensor's offset on this face (the _cal takes have had theirs taken off by the app)
+        x = np.clip(x - np.percentile(x, NEUTRAL_PERCENTILE, axis=0), 0.0, 1.0)
+    if config.scale_floor > 0 and len(x):
+        # per-take range as well as level: ARKit's gain on a channel differs from face to face
+        scale = np.maximum(np.percentile(x, 95.0, axis=0), config.scale_floor)
+        x = np.concatenate([x, np.clip(x / scale, 0.0, 2.0)], axis=1)
+    parts = [x, np.sqrt(np.maximum(x, 0.0)), *(_smooth(x, s, fps) for s in config.sigmas_s)]
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 class FeatureBank:
@@ -374,18 +457,35 @@ class _OutputSmoother:
         return self._y.copy()
 
 
+def _features_of(take: Take, rows: np.ndarray, mode: CompletionMode, config: FeatureConfig) -> np.ndarray:
+    observed = take.weights[rows][:, mode.observed_index]
+    if config.offline:
+        return offline_features(observed, take.fps, config, take.neutral_known)
+    return FeatureBank(len(mode.observed), config).run(observed, take.t_s[rows])
+
+
+def _reconstruct(network: ModeNetwork, feats: np.ndarray, t_s: np.ndarray, fps: float, config: FeatureConfig,
+                 output_tau_s: float) -> np.ndarray:
+    """The network's output over one take's tracked frames, smoothed as the model's use smooths it:
+    both ways (Gaussian) for an offline model, with a causal EMA for a live one."""
+    raw = network.predict(feats)
+    if config.offline:
+        return np.clip(_smooth(raw, config.output_sigma_s, fps), 0.0, 1.0).astype(np.float32)
+    smooth = _OutputSmoother(output_tau_s)
+    dts = np.diff(t_s, prepend=t_s[0])
+    return np.array([smooth.step(y, dt) for y, dt in zip(raw, dts)], dtype=np.float32)
+
+
 def complete_arrays(network: ModeNetwork, config: FeatureConfig, output_tau_s: float, take: Take) -> np.ndarray:
-    """The causal reconstruction of a take's hidden channels (N×K; untracked rows hold 0)."""
+    """The reconstruction of a take's hidden channels (N×K; untracked rows hold 0): causal for a live
+    model, from the whole take for an offline one (``config.offline``)."""
     mode = MODES[network.mode]
     rows = np.flatnonzero(take.tracked)
     out = np.zeros((len(take.t_s), len(mode.hidden)), dtype=np.float32)
     if len(rows) == 0:
         return out
-    feats = FeatureBank(len(mode.observed), config).run(take.weights[rows][:, mode.observed_index], take.t_s[rows])
-    raw = network.predict(feats)
-    smooth = _OutputSmoother(output_tau_s)
-    dts = np.diff(take.t_s[rows], prepend=take.t_s[rows[0]])
-    out[rows] = np.array([smooth.step(y, dt) for y, dt in zip(raw, dts)], dtype=np.float32)
+    feats = _features_of(take, rows, mode, config)
+    out[rows] = _reconstruct(network, feats, take.t_s[rows], take.fps, config, output_tau_s)
     return out
 
 
@@ -409,16 +509,16 @@ class TrainConfig:
 
 
 def _take_rows(take: Take, mode: CompletionMode, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features, targets and frame intervals of a take's tracked frames, at its own frame rate."""
+    """Features, targets and times of a take's tracked frames, at its own frame rate."""
     # inputs as a headset gives them, targets relative to the performer's neutral (what an avatar
     # shows; a take's raw offsets are the sensor's view of one face, not expression)
     rows = np.flatnonzero(take.tracked)
     if len(rows) < 2:
         width = config.width(len(mode.observed))
         return np.zeros((0, width), np.float32), np.zeros((0, len(mode.hidden)), np.float32), np.zeros(0)
-    feats = FeatureBank(len(mode.observed), config).run(take.weights[rows][:, mode.observed_index], take.t_s[rows])
+    feats = _features_of(take, rows, mode, config)
     targets = take.neutral_subtracted().weights[rows][:, mode.hidden_index]
-    return feats, targets, np.diff(take.t_s[rows], prepend=take.t_s[rows[0]])
+    return feats, targets, take.t_s[rows]
 
 
 def _fit_member(x: np.ndarray, y: np.ndarray, mean: np.ndarray, std: np.ndarray, cfg: TrainConfig,
@@ -454,7 +554,7 @@ def _fit_member(x: np.ndarray, y: np.ndarray, mean: np.ndarray, std: np.ndarray,
 
 
 def _fit_ensemble(data: Sequence[tuple], cfg: TrainConfig, members: int) -> tuple[np.ndarray, ...]:
-    """Networks on the rows of ``data`` ((features, targets, intervals, fps) per take variant)."""
+    """Networks on the rows of ``data`` ((features, targets, times, fps) per take variant)."""
     thin = [max(1, round(fps / cfg.rate_hz)) for *_, fps in data]  # 60 fps takes must not count double
     x = np.concatenate([d[0][::k] for d, k in zip(data, thin)])
     y = np.concatenate([d[1][::k] for d, k in zip(data, thin)]).astype(np.float32)
@@ -488,7 +588,7 @@ def train_network(takes: Sequence[Take], mode: str | CompletionMode, features: F
     features = features if features is not None else FeatureConfig()
     cfg = config if config is not None else TrainConfig()
     rng = np.random.default_rng(cfg.seed + 7919)
-    per_take = []  # per take: [original, augmented copies...] of (features, targets, intervals, fps)
+    per_take = []  # per take: [original, augmented copies...] of (features, targets, times, fps)
     for take in takes:
         copies = [take.mirrored()] if cfg.mirror else []
         for _ in range(cfg.gain_copies):
@@ -513,13 +613,12 @@ def train_network(takes: Sequence[Take], mode: str | CompletionMode, features: F
             inside = [p for i, p in enumerate(per_take) if i % folds != f]
             net = ModeNetwork(m.name, *_fit_ensemble(variants(inside), cfg, 1), target_mean)
             for rows, *_ in per_take[f::folds]:
-                feats, real, dts, _fps = rows
+                feats, real, t_s, fps = rows
                 if not len(feats):
                     continue
-                smooth = _OutputSmoother(output_tau_s)
-                preds.append(np.array([smooth.step(y, dt) for y, dt in zip(net.predict(feats), dts)]))
+                preds.append(_reconstruct(net, feats, t_s, fps, features, output_tau_s))
                 reals.append(real)
-                weights.append(dts)
+                weights.append(np.diff(t_s, prepend=t_s[0]))
         scale, offset = _fit_output_map(np.concatenate(preds), np.concatenate(reals), np.concatenate(weights))
         if cfg.mirror:  # keep the map symmetric: a channel and its mirror image share one
             pair = np.array([m.hidden.index(arkit.MIRROR[n]) for n in m.hidden])
@@ -531,18 +630,23 @@ def train_network(takes: Sequence[Take], mode: str | CompletionMode, features: F
 FORMAT = "facewire-completion"
 FORMAT_VERSION = 1
 DEFAULT_MODEL = "completion.npz"
-DEFAULT_MODEL_SHA256 = "0bcf9feb619030f6e0a087cde2c32aeb5e8a1f4896746186703ddb070e99a5dd"
+_LIVE_PREFIX = "live."
+DEFAULT_MODEL_SHA256 = "ba3bdfb6ecc98c0aaf826328dea12822cab71563e85c4ba849c1806dc8ad04e4"
 """SHA-256 of the shipped ``data/completion.npz`` (made by ``tools/train_completion.py``)."""
 
 
 @dataclass(frozen=True)
 class CompletionModel:
-    """Networks per mode plus how their features are computed; saved as one ``.npz``."""
+    """Networks per mode plus how their features are computed; saved as one ``.npz``.
+
+    An offline model (``features.offline``) may carry ``live``: causal networks for `CompletionStage`,
+    which sees one frame at a time and cannot wait for the rest of the take."""
 
     networks: Mapping[str, ModeNetwork]
     features: FeatureConfig = field(default_factory=FeatureConfig)
     output_tau_s: float = 0.06
     meta: Mapping[str, object] = field(default_factory=dict)
+    live: CompletionModel | None = None
 
     def network(self, mode: str | CompletionMode) -> ModeNetwork:
         m = mode_named(mode)
@@ -552,33 +656,59 @@ class CompletionModel:
             raise InputError(f"completion model: no network for mode {m.name!r}; it has "
                              f"{', '.join(self.networks) or 'none'}") from None
 
+    def causal(self) -> CompletionModel:
+        """The model a live stream can run: this one, or its ``live`` networks if this one is offline."""
+        if not self.features.offline:
+            return self
+        if self.live is None or self.live.features.offline:
+            raise ModelError("completion model: offline only (it needs the whole take); a live stream needs "
+                             "causal networks (train without --no-live)")
+        return self.live
+
     def complete(self, take: Take, mode: str | CompletionMode) -> np.ndarray:
-        """Hidden channels of ``take`` reconstructed from its observed ones (N×K, causal)."""
+        """Hidden channels of ``take`` reconstructed from its observed ones (N×K; from the whole take
+        for an offline model, causal otherwise)."""
         return complete_arrays(self.network(mode), self.features, self.output_tau_s, take)
 
     @classmethod
     def train(cls, takes: Sequence[Take], modes: Iterable[str] = tuple(MODES), features: FeatureConfig | None = None,
               config: TrainConfig | None = None, output_tau_s: float = 0.06,
-              progress=None) -> CompletionModel:
+              progress=None, live: FeatureConfig | None = None) -> CompletionModel:
+        """Networks for ``modes``; with offline ``features`` and ``live`` (causal features) also the
+        causal networks `CompletionStage` runs."""
         features = features if features is not None else FeatureConfig()
         config = config if config is not None else TrainConfig()
+        modes = tuple(mode_named(name).name for name in modes)
         nets = {}
         for name in modes:
-            nets[mode_named(name).name] = train_network(takes, name, features, config, output_tau_s)
+            nets[name] = train_network(takes, name, features, config, output_tau_s)
             if progress is not None:
                 progress(name)
+        sub = None
+        if live is not None and features.offline:
+            if live.offline:
+                raise InputError("completion training: expected causal features for the live networks, got offline ones")
+            sub = cls.train(takes, modes, live, config, output_tau_s,
+                            None if progress is None else (lambda m: progress(f"{m} (live)")))
         meta = {"trained_on": [t.name for t in takes], "train": asdict(config)}
-        return cls(MappingProxyType(nets), features, float(output_tau_s), MappingProxyType(meta))
+        return cls(MappingProxyType(nets), features, float(output_tau_s), MappingProxyType(meta), sub)
 
     # -- files --
-    def to_bytes(self) -> bytes:
+    def _header_and_arrays(self, prefix: str = "") -> tuple[dict, dict[str, np.ndarray]]:
         arrays: dict[str, np.ndarray] = {}
         for name, net in self.networks.items():
             for key in _ARRAYS:
-                arrays[f"{name}/{key}"] = getattr(net, key)
-        header = {"format": FORMAT, "version": FORMAT_VERSION, "modes": list(self.networks),
-                  "features": self.features.to_json_dict(), "output_tau_s": self.output_tau_s,
-                  "meta": dict(self.meta)}
+                arrays[f"{prefix}{name}/{key}"] = getattr(net, key)
+        header = {"modes": list(self.networks), "features": self.features.to_json_dict(),
+                  "output_tau_s": self.output_tau_s}
+        if self.live is not None:
+            header["live"], more = self.live._header_and_arrays(prefix + _LIVE_PREFIX)
+            arrays.update(more)
+        return header, arrays
+
+    def to_bytes(self) -> bytes:
+        header, arrays = self._header_and_arrays()
+        header.update(format=FORMAT, version=FORMAT_VERSION, meta=dict(self.meta))
         arrays["header"] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
         # written by hand rather than with np.savez so that the bytes (and so the pinned SHA-256)
         # do not depend on the time of day: every member gets the same fixed zip timestamp
@@ -599,6 +729,25 @@ class CompletionModel:
             f.write(self.to_bytes())
 
     @classmethod
+    def _from_parts(cls, header: Mapping, arrays: Mapping[str, np.ndarray], label: str, prefix: str = "",
+                    meta: Mapping | None = None) -> CompletionModel:
+        features = FeatureConfig.from_json_dict(header["features"])
+        nets = {}
+        for name in header["modes"]:
+            mode_named(name)
+            nets[name] = ModeNetwork(name, *(arrays[f"{prefix}{name}/{k}"] for k in _ARRAYS))
+            if nets[name].mean.shape != (features.width(len(MODES[name].observed)),):
+                raise ModelError(f"{label}: mode {name!r} expects {nets[name].mean.shape[0]} features, the "
+                                 f"feature settings give {features.width(len(MODES[name].observed))}")
+        live = None
+        if header.get("live") is not None:
+            live = cls._from_parts(header["live"], arrays, label, prefix + _LIVE_PREFIX, meta)
+            if live.features.offline:
+                raise ModelError(f"{label}: the live networks have offline features")
+        return cls(MappingProxyType(nets), features, float(header["output_tau_s"]),
+                   MappingProxyType(dict(meta or {})), live)
+
+    @classmethod
     def from_bytes(cls, data: bytes, label: str = "completion model") -> CompletionModel:
         if not data.startswith(b"PK\x03\x04"):
             raise ModelError(f"{label}: not a facewire completion model (expected an .npz zip archive, "
@@ -616,19 +765,10 @@ class CompletionModel:
         if header.get("version") != FORMAT_VERSION:
             raise ModelError(f"{label}: expected version {FORMAT_VERSION}, got {header.get('version')!r}")
         try:
-            features = FeatureConfig.from_json_dict(header["features"])
-            nets = {}
-            for name in header["modes"]:
-                mode_named(name)
-                nets[name] = ModeNetwork(name, *(arrays[f"{name}/{k}"] for k in _ARRAYS))
-                if nets[name].mean.shape != (features.width(len(MODES[name].observed)),):
-                    raise ModelError(f"{label}: mode {name!r} expects {nets[name].mean.shape[0]} features, the "
-                                     f"feature settings give {features.width(len(MODES[name].observed))}")
-            return cls(MappingProxyType(nets), features, float(header["output_tau_s"]),
-                       MappingProxyType(dict(header.get("meta", {}))))
+            return cls._from_parts(header, arrays, label, meta=header.get("meta", {}))
         except ModelError:
             raise
-        except (KeyError, TypeError, ValueError, InputError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, InputError) as exc:
             raise ModelError(f"{label}: malformed completion model ({type(exc).__name__}: {exc})") from exc
 
     @classmethod
@@ -661,7 +801,8 @@ def load_default_model() -> CompletionModel:
 
 # -- the stage ----------------------------------------------------------------------------------------
 class CompletionStage:
-    """Fills in the channels a headset hides (`MODES`), frame by frame and causally.
+    """Fills in the channels a headset hides (`MODES`), frame by frame and causally (with an offline
+    model's ``live`` networks; see `complete_frames` for files).
 
     Observed channels pass through; the mode's `HIDDEN` channels are replaced by the model's
     reconstruction; in ``lower`` and ``audio`` mode blinks and gaze are generated by a seeded
@@ -677,6 +818,7 @@ class CompletionStage:
             model = load_default_model()
         elif not isinstance(model, CompletionModel):
             model = CompletionModel.load(model)
+        model = model.causal()  # one frame at a time: the live networks of an offline model
         self.model = model
         self.network = model.network(self.mode)
         self._obs = self.mode.observed_index
@@ -721,6 +863,49 @@ class CompletionStage:
         for stage in self._procedural:
             out = stage.process(out)
         return out
+
+
+def complete_frames(frames: Iterable[FaceFrame], mode: str | CompletionMode, model: CompletionModel | None = None, *,
+                    procedural: bool = True, seed: int | None = 0, neutral_known: bool = False,
+                    live: bool = False) -> list[FaceFrame]:
+    """A whole take's frames with the hidden channels filled in, as `CompletionStage` fills them but
+    from the whole take when the model is offline (``live=True``: its causal networks, frame by frame).
+    ``neutral_known``: the take's neutral is already subtracted (Live Link Face ``*_cal``)."""
+    m = mode_named(mode)
+    model = model if model is not None else load_default_model()
+    frames = list(frames)
+    if live or not model.features.offline:
+        stage = CompletionStage(m.name, model, procedural=procedural, seed=seed)
+        return [stage.process(f) for f in frames]
+    t_ns = np.array([f.t_ns for f in frames], dtype=np.int64)
+    if len(t_ns) > 1 and (np.diff(t_ns) < 0).any():
+        raise InputError(f"completion: expected frames in time order, got time going back at frame "
+                         f"{int(np.argmax(np.diff(t_ns) < 0)) + 1}")
+    if len(t_ns) > 1 and np.median(np.diff(t_ns)) <= 0:
+        raise InputError(f"completion: expected frames at increasing times, got {len(t_ns)} frames mostly at one time")
+    take = Take.from_frames(frames, neutral_known=neutral_known)
+    hidden = model.complete(take, m)
+    generators: list = []
+    if procedural and m.procedural:
+        from .blink import BlinkStage
+        from .gaze import GazeStage
+
+        generators = [GazeStage("synthetic", seed=seed), BlinkStage("synthetic", seed=seed)]
+    generated = np.array([arkit.INDEX[n] for n in m.procedural], dtype=np.intp)
+    out = []
+    for frame, y in zip(frames, hidden):
+        if not frame.tracked:
+            out.append(frame)
+            continue
+        w = frame.weights.astype(np.float64)
+        w[m.hidden_index] = y
+        if generators:
+            w[generated] = 0.0  # the generators draw on a neutral eye, not on a stale one
+        filled = frame.replace(weights=np.clip(w, 0.0, 1.0).astype(np.float32))
+        for stage in generators:
+            filled = stage.process(filled)
+        out.append(filled)
+    return out
 
 
 # -- evaluation -----------------------------------------------------------------------------------------
