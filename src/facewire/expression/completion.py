@@ -104,7 +104,6 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
-from importlib import resources
 from types import MappingProxyType
 
 import numpy as np
@@ -788,14 +787,9 @@ class CompletionModel:
 @lru_cache(maxsize=1)
 def load_default_model() -> CompletionModel:
     """The shipped model, verified against `DEFAULT_MODEL_SHA256`."""
-    ref = resources.files("facewire.data").joinpath(DEFAULT_MODEL)
-    try:
-        data = ref.read_bytes()
-    except (FileNotFoundError, OSError) as exc:
-        raise ModelError(f"{DEFAULT_MODEL}: the shipped completion model is missing; run tools/train_completion.py") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != DEFAULT_MODEL_SHA256:
-        raise ModelError(f"{DEFAULT_MODEL}: SHA-256 {digest} does not match the pinned {DEFAULT_MODEL_SHA256}")
+    from ..models import shipped_data
+
+    data = shipped_data(DEFAULT_MODEL, DEFAULT_MODEL_SHA256, "the completion model", "tools/train_completion.py")
     return CompletionModel.from_bytes(data, DEFAULT_MODEL)
 
 
