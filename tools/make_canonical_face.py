@@ -81,7 +81,7 @@ def mirror_pairs(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mirror = linear_sum_assignment(cost)[1]
         # the rigid motion taking the mirrored mesh onto itself is twice the plane's misalignment;
         # apply half of it (via the mean of the two) to centre the plane on x = 0
-        s, r, t = umeyama(pts[mirror] * flip, pts)
+        _s, r, t = umeyama(pts[mirror] * flip, pts)
         half_u, _, half_vt = np.linalg.svd((r + np.eye(3)) / 2)
         half = half_u @ half_vt
         pts = (pts - t / 2) @ half

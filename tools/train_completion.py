@@ -4,7 +4,8 @@ Deterministic: fixed seeds, a fixed list of takes (every ``*.csv`` under ``../sh
 sorted) minus the held-back ones (`completion.HELD_BACK`, one per performer, never trained on), and a
 model file written with fixed zip timestamps, so the same inputs give the same bytes and the same
 SHA-256. After a retrain, paste the printed digest into `completion.DEFAULT_MODEL_SHA256`.
-The model holds whole-take networks (`completion.OFFLINE_FEATURES`, for files: ``facewire complete``)
+The model holds whole-take networks (`completion.OFFLINE_FEATURES` and, per mode,
+`completion.MODE_TRAINING`, both chosen by ``tools/select_completion.py``; for files: ``facewire complete``)
 and causal ones (``live``, for `CompletionStage`); about 4 minutes of CPU on one core. It prints the
 held-back result of both once, after training: nothing here chooses settings from it.
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from facewire.expression.completion import (
     HELD_BACK,
+    MODE_TRAINING,
     MODES,
     OFFLINE_FEATURES,
     CompletionModel,
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu = time.process_time()
     # whole-take networks for files, and causal ones for live streams (CompletionStage)
     features = replace(OFFLINE_FEATURES, scale_floor=args.scale_floor)
-    model = CompletionModel.train(train, tuple(MODES), features, config, live=FeatureConfig(),
+    per_mode = {mode: replace(config, **changes) for mode, changes in MODE_TRAINING.items()}
+    model = CompletionModel.train(train, tuple(MODES), features, config, live=FeatureConfig(), mode_configs=per_mode,
                                   progress=lambda m: print(f"  mode {m}: {time.monotonic() - started:.0f} s", flush=True))
     print(f"trained in {time.process_time() - cpu:.0f} s CPU")
     model.save(args.out)

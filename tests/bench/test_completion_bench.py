@@ -12,7 +12,8 @@ from facewire.expression import completion as C
 
 def test_held_back_table_matches_the_library(shared_dir, capsys):
     root = shared_dir / "data" / "takes"
-    assert bench.main(argparse.Namespace(takes_dir=root, model=None, no_loto=True, loto_epochs=1, loto_members=1)) == 0
+    assert bench.main(argparse.Namespace(takes_dir=root, model=None, no_loto=True, no_ceiling=True, loto_epochs=1,
+                                            loto_members=1)) == 0
     out = capsys.readouterr().out
     for needle in ("1. held-back takes", "2. smoothness", "3. generated eyes", "every mode and group ≥ 40%"):
         assert needle in out
@@ -41,3 +42,13 @@ def test_leave_one_out_on_two_takes_prints_a_row_per_group(shared_dir, capsys):
     out = capsys.readouterr().out
     assert "leave-one-take-out over 2 takes" in out
     assert len(re.findall(r"^  (lower|eyes|lower\+eyes|audio) +\w+ +[+-]\d+%", out, re.MULTILINE)) == 16
+
+
+def test_ceiling_trains_on_the_held_back_takes_too(shared_dir, capsys):
+    root = shared_dir / "data" / "takes"
+    takes = {n: replace(C.Take.read(root / n), name=n) for n in C.HELD_BACK}
+    bench.ceiling(takes, epochs=1, members=1)
+    out = capsys.readouterr().out
+    assert "trained on all 3 takes, held-back ones included" in out and "in-sample" in out
+    rows = re.findall(r"^  (lower|eyes|lower\+eyes|audio) +((?:\w+ [+-]\d+%\*? ?){4})$", out, re.MULTILINE)
+    assert [r[0] for r in rows] == list(C.MODES)

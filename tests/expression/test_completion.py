@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -162,6 +162,53 @@ def test_offline_model_round_trips_with_its_live_networks(offline_model, tmp_pat
     assert back.to_bytes() == offline_model.to_bytes()
 
 
+def _flat_take(seconds: float, brow: np.ndarray | float, name: str) -> C.Take:
+    """A take whose observed channels never move and whose browInnerUp is ``brow``: only the
+    training loss and weighting decide what a network predicts for it."""
+    n = int(seconds * 30)
+    w = np.zeros((n, arkit.COUNT), np.float32)
+    w[:, arkit.INDEX["browInnerUp"]] = brow
+    return C.Take(name, np.arange(n) / 30.0, w, np.ones(n, bool), neutral_known=True)
+
+
+def _predicted_brow(takes: list[C.Take], **config) -> float:
+    cfg = C.TrainConfig(members=1, epochs=60, hidden_units=4, learning_rate=2e-2, calibration_folds=0, mirror=False, **config)
+    net = C.train_network(takes, "lower", C.OFFLINE_FEATURES, cfg)
+    model = C.CompletionModel({"lower": net}, C.OFFLINE_FEATURES)
+    return float(model.complete(takes[0], "lower")[:, C.MODES["lower"].hidden.index("browInnerUp")].mean())
+
+
+def test_absolute_loss_predicts_the_median_and_cross_entropy_the_mean():
+    # the brow is up in one frame of four: its mean is 0.2, its median 0
+    spikes = np.where(np.arange(3600) % 4 == 0, 0.8, 0.0)
+    take = _flat_take(120, spikes, "spiky")
+    assert abs(_predicted_brow([take]) - 0.2) < 0.05
+    assert _predicted_brow([take], loss="absolute") < 0.05
+
+
+def test_equal_take_weighting_gives_a_short_take_the_weight_of_a_long_one():
+    long, short = _flat_take(90, 0.1, "long"), _flat_take(10, 0.7, "short")
+    by_time = _predicted_brow([long, short])  # 90 % of the rows say 0.1
+    by_take = _predicted_brow([long, short], take_weighting="equal")  # half the weight says 0.7
+    assert by_time < 0.25 and 0.3 < by_take < 0.5
+
+
+def test_a_mode_can_be_trained_with_its_own_settings():
+    takes = [_synthetic_take(seed=s, name=f"s{s}") for s in range(3)]
+    base = C.TrainConfig(members=1, epochs=4, hidden_units=8, calibration_folds=0)
+    own = replace(base, loss="absolute")
+    model = C.CompletionModel.train(takes, ("lower", "eyes"), C.OFFLINE_FEATURES, base,
+                                    mode_configs={"eyes": own, "lower": base})
+    assert model.meta["train_per_mode"] == {"eyes": asdict(own)}  # a mode with the shared settings: none
+    alone = C.CompletionModel.train(takes, ("lower", "eyes"), C.OFFLINE_FEATURES, base)
+    np.testing.assert_array_equal(model.networks["lower"].w1, alone.networks["lower"].w1)
+    assert not np.array_equal(model.networks["eyes"].w1, alone.networks["eyes"].w1)
+    with pytest.raises(InputError, match="loss must be cross_entropy or absolute, got 'l3'"):
+        C.TrainConfig(loss="l3")
+    with pytest.raises(InputError, match="take_weighting must be time or equal"):
+        C.TrainConfig(take_weighting="performer")
+
+
 def test_complete_frames_fills_a_whole_take_or_streams_it(offline_model):
     take = _synthetic_take(seconds=4, seed=5)
     frames = [FaceFrame(t_ns=round(t * 1e9), weights=w) for t, w in zip(take.t_s, take.weights)]
@@ -303,16 +350,17 @@ def test_shipped_model_is_pinned_and_held_back_takes_were_not_trained_on():
 
 def test_shipped_model_beats_the_mean_on_held_back_takes(shared_file):
     # The issue's target is 40 % for every group; these takes reach it where the lower face is observed
-    # (every group) and for the cheeks and nose in audio mode, not for the brows, cheeks and nose in eyes
-    # mode nor the brows in audio mode (see `facewire bench completion` and the module doc). The test
-    # guards what holds: a win over the mean for every group (whole take and live) and the 40 % target
-    # where it is reached.
+    # (every group) and in audio mode for the eyes, cheeks and nose, not for the brows, cheeks and nose
+    # in eyes mode nor the brows in audio mode (see `facewire bench completion`, whose in-sample ceiling
+    # shows the eye channels do not carry those on these faces, and the module doc). The test guards
+    # what holds: a win over the mean for every group (whole take and live) and the 40 % target where
+    # it is reached.
     held = [replace(C.Take.read(shared_file(f"{TAKES}/{h}")), name=h) for h in C.HELD_BACK]
     model = C.load_default_model()
     for mode in C.MODES:
         for group, score in C.evaluate(model, held, mode).items():
             assert score.improvement > 0.0, (mode, group, score)
-            if mode in ("lower", "lower+eyes") or (mode == "audio" and group in ("cheeks", "nose")):
+            if mode in ("lower", "lower+eyes") or (mode == "audio" and group != "brows"):
                 assert score.improvement >= 0.40, (mode, group, score)
     for mode in C.MODES:  # the live networks, frame by frame
         for group, score in C.evaluate(model.causal(), held, mode).items():
