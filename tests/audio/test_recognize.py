@@ -1,4 +1,5 @@
-"""Phone recognition without a transcript: espeak speech, silence, noise, streaming against offline."""
+"""Phone recognition without a transcript: espeak speech, silence, noise, streaming against offline and
+in any chunking."""
 
 from __future__ import annotations
 
@@ -149,3 +150,58 @@ def test_recognition_does_not_depend_on_earlier_calls(method):
     stream.feed(other.samples[: other.samples.size // 2])
     stream.reset()  # a stream abandoned half-way leaves nothing behind either
     assert repr(stream.feed(target.samples) + stream.finish()) == repr(first)
+
+
+def _fed_in(rec, x, chunking):
+    """Everything ``rec`` returns for ``x`` fed in ``chunking`` (seconds per chunk, or a named pattern)."""
+    rate = rec.sample_rate
+    rng = np.random.default_rng(1)
+    out, i, k = [], 0, 0
+    while i < x.size:
+        if chunking == "one sample, then 0.5 s":
+            n = 1 if k == 0 else rate // 2
+        elif chunking == "odd sizes, 0 included":
+            n = int(rng.integers(0, 3000))
+        else:
+            n = max(1, round(chunking * rate))
+        out += rec.feed(x[i:i + n])
+        i, k = i + n, k + 1
+    return out + rec.finish()
+
+
+@pytest.mark.parametrize("method", ["acoustic", "allphone"])
+def test_streaming_does_not_depend_on_the_chunk_sizes(shared_file, method):
+    from facewire.audio.tts import synthesize
+
+    speech = synthesize(TEXT, voice="en-us+f3")  # 22,050 Hz: the resampler streams too
+    clips = [(speech.samples, speech.sample_rate),
+             (load_audio(shared_file("data/speech/librivox/ss01-0880.wav")), 16000)]
+    for x, rate in clips:
+        rec = PhoneRecognizer(sample_rate=rate, method=method)
+        whole = _fed_in(rec, x, x.size / rate)
+        _contiguous(whole, x.size / rate)
+        for chunking in (0.02, 0.037, 0.1, 1.0, 5.0, "one sample, then 0.5 s", "odd sizes, 0 included"):
+            got = _fed_in(rec, x, chunking)
+            # the same phones (tolerance: none, see the module doc): what is final depends on the
+            # frames decoded, never on how the audio was cut into calls
+            assert len(got) == len(whole), (rate, chunking, len(got), len(whole))
+            for a, b in zip(got, whole, strict=True):
+                assert a.label == b.label and abs(a.start_s - b.start_s) < 1e-9 and abs(a.end_s - b.end_s) < 1e-9, \
+                    (rate, chunking, a, b)
+
+
+def test_a_long_silence_is_reported_while_it_lasts():
+    from facewire.audio.recognize import RUN_PIECE_S
+
+    # A viseme is held until the next one starts, except that a long one comes out in pieces: frames
+    # waiting for the phones (lip sync of a file) are not held back by a minute of silence.
+    rec = PhoneRecognizer()
+    early = []
+    x = np.zeros(round(2.5 * RUN_PIECE_S * 16000), np.float32)
+    for i in range(0, x.size, 1600):
+        early += [(p, rec.position_s) for p in rec.feed(x[i:i + 1600])]
+    assert [p.label for p, _ in early] == ["SIL", "SIL"]
+    assert [t for p, _ in early for t in (p.start_s, p.end_s)] == pytest.approx(np.array([0.0, 1.0, 1.0, 2.0]) * RUN_PIECE_S)
+    assert all(pos - p.end_s <= STABLE_LAG_S + 0.1 + 1e-9 for p, pos in early)
+    rest = rec.finish()
+    _contiguous([p for p, _ in early] + rest, x.size / 16000)

@@ -18,12 +18,25 @@ real time on LibriVox, and its hypotheses on espeak speech were mostly wrong.
 
 Streaming (acoustic): features and network run as audio arrives; a frame can be classified once
 :data:`acoustic.LOOKAHEAD_S` of audio past it is in, and the Viterbi search fixes it
-:data:`acoustic.MAX_LAG_FRAMES` frames later, when it is reported (a viseme still going on is
-reported up to there and continues as a new phone). So every 10 ms of speech is final
-:data:`STABLE_LAG_S` after it ends, plus up to one chunk.
-Streaming (allphone): the decoder's partial hypothesis is re-read after each chunk and a phone is
-final once it ends ``ALLPHONE_LAG_S`` before the newest audio; utterances are cut every
-:data:`MAX_UTTERANCE_S` seconds so memory and search cost stay flat.
+:data:`acoustic.MAX_LAG_FRAMES` frames later (one frame at a time, whatever the chunks). A viseme
+is reported once the frame after it is fixed, so a phone is final :data:`STABLE_LAG_S` after it
+ends, plus up to one chunk; a viseme held :data:`RUN_PIECE_S` is reported up to there and
+continues as a new phone (a long silence does not hold back the frames waiting for it).
+Streaming (allphone): the decoder takes the audio one 10 ms frame at a time and its partial
+hypothesis is re-read after each; a phone is final once it ends ``ALLPHONE_LAG_S`` before the
+newest audio; utterances are cut every :data:`MAX_UTTERANCE_S` seconds of audio so memory and
+search cost stay flat.
+
+**Chunking.** What a stream returns does not depend on how its audio is cut into `feed` calls:
+what is final is decided per decoded frame, never per call (tolerance: none; the same phones for
+chunks from one sample to a whole file, ``tests/audio/test_recognize.py``; the network's features
+can differ in the last bit with the block size, ≤ 3e-5 in a score, which could matter only at an
+exact tie of two paths). Before, they did: the acoustic search fixed a long chunk's early frames
+with the whole chunk's look-ahead (a 10 ms chunk's with 4 frames') and split a viseme at every
+call; allphone read its hypothesis once per call. Rendered by `animate`, 10 ms against whole-file
+chunks differed by up to 0.52 in a weight (acoustic; allphone 0.27). PocketSphinx itself was not
+the cause: its final hypothesis is the same for any ``process_raw`` block size (checked from 160
+samples to a whole file, so its front end and cepstral mean carry across calls unchanged).
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ __all__ = [
     "DECODER_OPTIONS",
     "MAX_UTTERANCE_S",
     "METHODS",
+    "RUN_PIECE_S",
     "STABLE_LAG_S",
     "VISEME_PHONE",
     "AllphoneRecognizer",
@@ -66,6 +80,13 @@ VISEME_PHONE: Mapping[str, str] = MappingProxyType({
 })
 """The phone reported for a recognised viseme (its viseme maps back to it)."""
 
+RUN_PIECE_S = 1.0
+"""Acoustic streaming: a viseme held this long is reported up to there and continues as a new phone,
+so a long silence does not hold back the frames waiting for it (`Animator` in ``"wait"`` mode).
+Long, so that speech is rarely cut: a cut vowel shorter than `animate.JAW_FULL_S` undershoots, a
+cut pause shorter than `prosody.PHRASE_PAUSE_S` loses its pre-speech opening."""
+_PIECE_FRAMES = round(RUN_PIECE_S / sphinx.FRAME_S)
+
 MAX_UTTERANCE_S = 30.0
 """Longest stretch decoded as one utterance in streaming mode."""
 
@@ -74,6 +95,7 @@ DECODER_OPTIONS: dict = {}
 audio but lost the search on audio with the noise floor (recognition stopped mid-utterance)."""
 
 _FRAME_SAMPLES = 160
+_UTTERANCE_SAMPLES = round(MAX_UTTERANCE_S * sphinx.SAMPLE_RATE)
 
 
 def _decoder():
@@ -172,21 +194,37 @@ class AllphoneRecognizer:
         pcm = self._pending + pcm
         usable = len(pcm) // (2 * _FRAME_SAMPLES) * 2 * _FRAME_SAMPLES
         pcm, self._pending = pcm[:usable], pcm[usable:]
-        if not pcm:
-            return []
-        if not self._in_utt:
-            self._decoder.start_utt()
-            self._in_utt = True
-        self._decoder.process_raw(self._noise(pcm), False, False)
-        self._fed_samples += len(pcm) // 2
-        out = self._stable()
-        if self.position_s - self._utt_start_s >= MAX_UTTERANCE_S:
-            out += self._end_utterance()
+        return self._decode(pcm)
+
+    def _decode(self, pcm: bytes) -> list[Phone]:
+        """Decode whole 10 ms frames of 16 kHz PCM; the phones that became final."""
+        out: list[Phone] = []
+        # One frame per step, whatever the caller's chunks: the partial hypothesis is read, and the
+        # utterance cut, at the same stream frames for any chunking (see the module doc).
+        noisy = self._noise(pcm) if pcm else b""
+        step = 2 * _FRAME_SAMPLES
+        for i in range(0, len(noisy), step):
+            if not self._in_utt:
+                self._decoder.start_utt()
+                self._in_utt = True
+            self._decoder.process_raw(noisy[i:i + step], False, False)
+            self._fed_samples += _FRAME_SAMPLES
+            out += self._stable()
+            if self._fed_samples >= _UTTERANCE_SAMPLES:
+                out += self._end_utterance()
         return out
 
     def _stable(self) -> list[Phone]:
         horizon = self.position_s - self.stable_lag_s
-        ready = [p for p in _segments(self._decoder, self._utt_start_s) if p.end_s <= horizon]
+        # Read after every frame: only the segments not yet returned become phones (building all of
+        # a 30 s utterance's each time cost more than the search itself).
+        ready = []
+        for seg in self._decoder.seg() or ():
+            end = self._utt_start_s + (seg.end_frame + 1) * sphinx.FRAME_S
+            if self._emitted_s + 1e-9 < end <= horizon:
+                start = self._utt_start_s + seg.start_frame * sphinx.FRAME_S
+                if end > start:
+                    ready.append(Phone(sphinx.phone_label(seg.word), start, end))
         out = _join(ready, self._emitted_s, None)
         if out:
             self._emitted_s = out[-1].end_s
@@ -209,16 +247,17 @@ class AllphoneRecognizer:
             tail = sphinx.to_pcm16(self._resampler.flush(), sphinx.SAMPLE_RATE)
         tail = self._pending + tail
         self._pending = b""
-        tail = tail[: len(tail) // 2 * 2]
+        whole = len(tail) // (2 * _FRAME_SAMPLES) * 2 * _FRAME_SAMPLES
+        out = self._decode(tail[:whole])
+        tail = tail[whole: len(tail) // 2 * 2]
         if tail:
             if not self._in_utt:
                 self._decoder.start_utt()
                 self._in_utt = True
             self._decoder.process_raw(self._noise(tail), False, False)
             self._fed_samples += len(tail) // 2
-        if not self._in_utt:
-            return []
-        out = self._end_utterance()
+        if self._in_utt:
+            out += self._end_utterance()
         self.reset()
         return out
 
@@ -287,6 +326,10 @@ def _viseme_phones(vis: np.ndarray, start_frame: int) -> list[Phone]:
             for a, b in itertools.pairwise(bounds)]
 
 
+def _frames_phone(vis: int, start_frame: int, end_frame: int) -> Phone:
+    return Phone(_REP[vis], start_frame * sphinx.FRAME_S, end_frame * sphinx.FRAME_S)
+
+
 def _recognize_acoustic(samples: np.ndarray, sample_rate: int) -> list[Phone]:
     x = _pcm_float(samples, sample_rate)
     total_s = x.size / sphinx.SAMPLE_RATE
@@ -336,6 +379,8 @@ class PhoneRecognizer:
         self._row0 = 0  # stream index of _rows[0]
         self._scored = 0  # frames classified so far
         self._fixed = 0  # frames decided by the decoder
+        self._run_vis = -1  # the viseme of the run of fixed frames not yet reported (-1: none)
+        self._run_start = 0  # its first frame
         self._samples = 0  # 16 kHz samples fed
         self._resampler = None
         if self.sample_rate != sphinx.SAMPLE_RATE:
@@ -380,21 +425,43 @@ class PhoneRecognizer:
             # edge rows are repeated only at the real stream edges: the block reaches back far
             # enough and, unless final, ahead far enough for every scored frame.
             self._scored = ready
-            fixed.append(self._decoder.push(scores))
+            # One frame at a time: the search fixes frame t when frame t + MAX_LAG_FRAMES is in, for
+            # any chunking (pushed at once, a long chunk's early frames were fixed with the look-ahead
+            # of the whole chunk, a short chunk's with MAX_LAG_FRAMES: the output depended on both).
+            fixed.extend(self._decoder.push(row[None]) for row in scores)
             keep_from = max(self._scored - back, 0)
             self._rows = self._rows[keep_from - self._row0:]
             self._row0 = keep_from
         if final:
             fixed.append(self._decoder.finish())
         vis = np.concatenate(fixed) if fixed else np.zeros(0, np.intp)
-        return self._segments(vis)
+        return self._runs(vis, final=final)
 
-    def _segments(self, vis: np.ndarray) -> list[Phone]:
-        # Every fixed frame is reported at once: a viseme still going on is reported up to the
-        # fixed frontier and continues as a new phone in the next call (latency over tidiness).
-        out = _viseme_phones(vis, self._fixed)
-        self._fixed += vis.size
+    def _runs(self, vis: np.ndarray, *, final: bool) -> list[Phone]:
+        """Fixed frames → the phones that ended: a viseme is reported once the next one is fixed, or
+        in pieces of `RUN_PIECE_S` while it lasts (what is returned depends on the frames, not the calls)."""
+        out: list[Phone] = []
+        if vis.size:
+            cuts = np.flatnonzero(np.diff(vis)) + 1
+            for a, b in itertools.pairwise(np.concatenate([[0], cuts, [vis.size]])):
+                v = int(vis[a])
+                if v != self._run_vis:
+                    out += self._close_run(self._fixed + int(a))
+                    self._run_vis, self._run_start = v, self._fixed + int(a)
+                end = self._fixed + int(b)
+                while end - self._run_start >= _PIECE_FRAMES:
+                    out.append(_frames_phone(v, self._run_start, self._run_start + _PIECE_FRAMES))
+                    self._run_start += _PIECE_FRAMES
+            self._fixed += vis.size
+        if final:
+            out += self._close_run(self._fixed)
         return out
+
+    def _close_run(self, end_frame: int) -> list[Phone]:
+        """The held run up to ``end_frame`` as a phone (none if nothing is held)."""
+        vis, start = self._run_vis, self._run_start
+        self._run_vis, self._run_start = -1, end_frame
+        return [_frames_phone(vis, start, end_frame)] if vis >= 0 and end_frame > start else []
 
     def finish(self) -> list[Phone]:
         """End the stream: the phones not yet returned (the last one ends at the end of the audio)."""
@@ -408,7 +475,7 @@ class PhoneRecognizer:
             rows = np.zeros((0, acoustic.N_MELS), np.float32)
         n_total = self._samples // acoustic.HOP
         rows = np.concatenate([rows, self._features.flush(n_total)])
-        start = self._fixed * sphinx.FRAME_S
+        start = (self._run_start if self._run_vis >= 0 else self._fixed) * sphinx.FRAME_S
         out = self._advance(rows, final=True)
         end = self._samples / sphinx.SAMPLE_RATE
         if not out and self._samples == 0:
