@@ -41,6 +41,35 @@ def test_live_feed_latency_and_stamps(speech16):
     assert jaw.max() > 0.2  # the acoustic estimate opens the mouth on speech
 
 
+def test_live_recognition_waits_for_the_phones_and_follows_them(tmp_path, speech16):
+    # recognised phones are final long after the audio of a frame arrives; live frames that used
+    # them only where already final never used them, so with recognition they wait (see the doc)
+    pytest.importorskip("pocketsphinx")
+    from facewire.audio.animate import REACH_S
+    from facewire.audio.recognize import STABLE_LAG_S
+
+    s, x = speech16
+
+    def live(recognize: bool) -> tuple[np.ndarray, np.ndarray]:
+        lipsync, lags_s, frames = LipSync(fps=60, recognize=recognize), [], []
+        for i in range(0, x.size, SAMPLE_RATE // 100):
+            out = lipsync.feed(x[i: i + SAMPLE_RATE // 100], 0)
+            lags_s += [min(x.size, i + SAMPLE_RATE // 100) / SAMPLE_RATE - f.t_s for f in out]
+            frames += out
+        frames += lipsync.finish()
+        return np.array([f.weights for f in frames]), np.array(lags_s)
+
+    acoustic, _ = live(False)
+    recognized, lags_s = live(True)
+    path = tmp_path / "speech.wav"
+    write_wav(path, s.samples, s.sample_rate)
+    offline = np.array([f.weights for f in LipSync(fps=60).frames_from_file(path)])  # recognition, whole file
+    assert acoustic.shape == recognized.shape == offline.shape
+    assert lags_s.min() >= REACH_S and np.median(lags_s) <= REACH_S + STABLE_LAG_S + 0.1
+    # the phones shape the frames: near the offline recognition take, unlike the acoustic estimate
+    assert np.abs(recognized - offline).mean() < np.abs(acoustic - offline).mean() / 5
+
+
 def test_live_feed_accepts_int16_stereo_and_other_rates(speech16):
     s, _ = speech16
     pcm = np.round(np.stack([s.samples, s.samples], axis=1) * 32767).astype(np.int16)
