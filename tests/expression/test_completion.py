@@ -203,6 +203,8 @@ def test_a_mode_can_be_trained_with_its_own_settings():
     alone = C.CompletionModel.train(takes, ("lower", "eyes"), C.OFFLINE_FEATURES, base)
     np.testing.assert_array_equal(model.networks["lower"].w1, alone.networks["lower"].w1)
     assert not np.array_equal(model.networks["eyes"].w1, alone.networks["eyes"].w1)
+    with pytest.raises(InputError, match="expected one of lower, eyes, lower\\+eyes, audio, got 'nose'"):
+        C.CompletionModel.train(takes, ("lower",), C.OFFLINE_FEATURES, base, mode_configs={"nose": own})
     with pytest.raises(InputError, match="loss must be cross_entropy or absolute, got 'l3'"):
         C.TrainConfig(loss="l3")
     with pytest.raises(InputError, match="take_weighting must be time or equal"):
