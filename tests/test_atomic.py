@@ -60,20 +60,18 @@ def test_new_file_gets_umask_permissions_and_existing_keeps_its_own(tmp_path):
 
 def test_exception_mid_write_leaves_nothing(tmp_path):
     dest = tmp_path / "out.txt"
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_write(dest) as f:
-            f.write("partial")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_write(dest) as f:
+        f.write("partial")
+        raise RuntimeError("boom")
     assert not dest.exists()
     assert leftovers(tmp_path) == []
 
 
 def test_keyboard_interrupt_leaves_nothing(tmp_path):
     dest = tmp_path / "out.txt"
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_write(dest) as f:
-            f.write("partial")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_write(dest) as f:
+        f.write("partial")
+        raise KeyboardInterrupt
     assert not dest.exists()
     assert leftovers(tmp_path) == []
 
@@ -81,10 +79,9 @@ def test_keyboard_interrupt_leaves_nothing(tmp_path):
 def test_failed_rewrite_keeps_existing_destination(tmp_path):
     dest = tmp_path / "out.txt"
     dest.write_text("old contents\n")
-    with pytest.raises(ValueError):
-        with atomic_write(dest) as f:
-            f.write("new contents that must never appear\n" * 1000)
-            raise ValueError("bad frame")
+    with pytest.raises(ValueError), atomic_write(dest) as f:
+        f.write("new contents that must never appear\n" * 1000)
+        raise ValueError("bad frame")
     assert dest.read_text() == "old contents\n"
     assert leftovers(tmp_path) == []
 
@@ -102,15 +99,13 @@ def test_symlink_is_followed_and_kept(tmp_path):
 
 def test_missing_directory_is_output_error_naming_path(tmp_path):
     dest = tmp_path / "no" / "such" / "dir" / "out.txt"
-    with pytest.raises(OutputError, match="out.txt"):
-        with atomic_write(dest) as f:
-            f.write("x")
+    with pytest.raises(OutputError, match="out.txt"), atomic_write(dest) as f:
+        f.write("x")
 
 
 def test_directory_destination_is_output_error(tmp_path):
-    with pytest.raises(OutputError, match="directory"):
-        with atomic_write(tmp_path) as f:
-            f.write("x")
+    with pytest.raises(OutputError, match="directory"), atomic_write(tmp_path) as f:
+        f.write("x")
 
 
 def test_write_error_is_output_error_and_keeps_old_destination(tmp_path):
@@ -134,7 +129,7 @@ def test_write_error_is_output_error_and_keeps_old_destination(tmp_path):
             print("OutputError:", exc)
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("OutputError: cannot write ") and "out.txt" in done.stdout
     assert dest.read_text() == "old"
@@ -144,7 +139,7 @@ def test_write_error_is_output_error_and_keeps_old_destination(tmp_path):
 def test_commit_failure_is_output_error_and_keeps_old_destination(tmp_path, monkeypatch):
     import errno
 
-    import facewire.atomic as atomic
+    from facewire import atomic
 
     def broken_fsync(fd):
         raise OSError(errno.EIO, "Input/output error")
@@ -152,17 +147,15 @@ def test_commit_failure_is_output_error_and_keeps_old_destination(tmp_path, monk
     dest = tmp_path / "out.txt"
     dest.write_text("old")
     monkeypatch.setattr(atomic.os, "fsync", broken_fsync)
-    with pytest.raises(OutputError, match="out.txt"):
-        with atomic_write(dest) as f:
-            f.write("new")
+    with pytest.raises(OutputError, match="out.txt"), atomic_write(dest) as f:
+        f.write("new")
     assert dest.read_text() == "old"
     assert leftovers(tmp_path) == []
 
 
 def test_bad_mode_is_input_error(tmp_path):
-    with pytest.raises(InputError, match="mode"):
-        with atomic_write(tmp_path / "x", "a"):
-            pass
+    with pytest.raises(InputError, match="mode"), atomic_write(tmp_path / "x", "a"):
+        pass
 
 
 def test_dash_means_stdout(capsys):

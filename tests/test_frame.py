@@ -1,7 +1,5 @@
 """FaceFrame: validation, immutability, JSON round trip."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -12,9 +10,10 @@ from facewire.vision.pose import euler_to_rotation
 
 def _frame(**kw) -> FaceFrame:
     rng = np.random.default_rng(0)
-    base = dict(t_ns=123_456_789, seq=7, source="cam", weights=rng.random(52, dtype=np.float32),
-                head=HeadPose(12.5, -3.25, 40.0, 1.0, -2.0, 55.0), gaze=Gaze(1.5, -2.5, 3.0, 4.0),
-                landmarks=rng.random((478, 3)).astype(np.float32) * 500, confidence=0.75, face=1, capture_ns=99)
+    base = {"t_ns": 123_456_789, "seq": 7, "source": "cam", "weights": rng.random(52, dtype=np.float32),
+            "head": HeadPose(12.5, -3.25, 40.0, 1.0, -2.0, 55.0), "gaze": Gaze(1.5, -2.5, 3.0, 4.0),
+            "landmarks": rng.random((478, 3)).astype(np.float32) * 500, "confidence": 0.75, "face": 1,
+            "capture_ns": 99}
     base.update(kw)
     return FaceFrame(**base)
 
@@ -55,13 +54,13 @@ def test_replace_shares_frozen_arrays_and_validates():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(weights=np.zeros(51)), "weights: expected shape 52"),
-    (dict(weights=np.r_[np.zeros(51), np.nan]), "weights: expected finite"),
-    (dict(landmarks=np.full((478, 3), np.inf)), "landmarks: expected finite"),
-    (dict(landmarks=np.zeros((478, 2))), "landmarks: expected shape N×3"),
-    (dict(confidence=1.5), "confidence"),
-    (dict(confidence=float("nan")), "confidence"),
-    (dict(t_ns=1.5), "t_ns"),
+    ({"weights": np.zeros(51)}, "weights: expected shape 52"),
+    ({"weights": np.r_[np.zeros(51), np.nan]}, "weights: expected finite"),
+    ({"landmarks": np.full((478, 3), np.inf)}, "landmarks: expected finite"),
+    ({"landmarks": np.zeros((478, 2))}, "landmarks: expected shape N×3"),
+    ({"confidence": 1.5}, "confidence"),
+    ({"confidence": float("nan")}, "confidence"),
+    ({"t_ns": 1.5}, "t_ns"),
 ])
 def test_bad_values_are_refused_with_the_field_named(bad, match):
     with pytest.raises(InputError, match=match):

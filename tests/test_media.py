@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -257,7 +258,7 @@ def test_real_grid_clip(shared_file: Callable[[str], Path]) -> None:
         images = list(src)
     assert len(images) == 75
     assert images[0].t_ns == 0 and images[-1].t_ns == 74 * 40_000_000
-    assert all(b.t_ns > a.t_ns for a, b in zip(images, images[1:]))
+    assert all(b.t_ns > a.t_ns for a, b in itertools.pairwise(images))
     assert images[37].rgb.shape == (288, 360, 3) and images[37].rgb.std() > 10
 
 
@@ -418,7 +419,7 @@ class FakeCapture:
             np.full((6, 8, 3), (1, 2, 3), np.uint8),
         ]
 
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+    def isOpened(self) -> bool:  # OpenCV's name
         return True
 
     def get(self, prop: int) -> float:

@@ -1,6 +1,5 @@
 """The runner: stages in order, every sink gets every frame, sinks are closed even on error."""
 
-import numpy as np
 import pytest
 
 from facewire import FaceFrame

@@ -21,6 +21,7 @@ import pytest
 
 from facewire import arkit
 from facewire.cli import main
+from facewire.errors import InputError
 from facewire.frame import FaceFrame, HeadPose
 from facewire.sinks import WebSocketReceiver, open_receiver
 from facewire.takes import open_writer
@@ -64,8 +65,10 @@ def play(*args: object, **popen) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "FACEWIRE_DEBUG"}
     return subprocess.Popen([*FACEWIRE, "play", *map(str, args)], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            # Ctrl-C must reach Python even when the test runner ignores SIGINT.
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)
+                            # Ctrl-C must reach Python even when the test runner ignores SIGINT; the hook
+                            # only resets one signal's disposition, taking no lock a thread could hold.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+                            **popen)
 
 
 def free_tcp_port() -> int:
@@ -82,7 +85,7 @@ def test_play_to_live_link_in_real_time(tmp_path: Path) -> None:
         rx, port = Collect(receiver, n), receiver.address[1]
         started = time.perf_counter()
         proc = play(tmp_path / "take.jsonl", "--send", f"livelink://127.0.0.1:{port}?fps=30")
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
         wall_s = time.perf_counter() - started
         got = rx.join()
     assert proc.returncode == 0 and "Traceback" not in err, err
@@ -110,11 +113,11 @@ def test_loop_at_double_speed_to_two_sinks_until_ctrl_c(tmp_path: Path) -> None:
             try:
                 with WebSocketReceiver("127.0.0.1", port, path="/take", timeout_s=5) as ws:
                     ws_got = list(ws.frames(count=5))
-            except Exception:
+            except InputError:  # not serving yet
                 time.sleep(0.1)
         got = rx.join()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "facewire: stopped" in err
     assert "facewire: playing" in err and "in a loop" in err

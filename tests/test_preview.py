@@ -104,11 +104,10 @@ def test_writer_odd_sizes_and_a_size_change(tmp_path: Path) -> None:
 
 def test_exception_inside_the_block_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "preview.mp4"
-    with pytest.raises(RuntimeError, match="boom"):
-        with PreviewWriter(out) as writer:
-            for i in range(5):
-                writer.send(picture(120, 160, i), [])
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), PreviewWriter(out) as writer:
+        for i in range(5):
+            writer.send(picture(120, 160, i), [])
+        raise RuntimeError("boom")
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -118,10 +117,9 @@ def test_exception_keeps_an_earlier_preview(tmp_path: Path) -> None:
     with PreviewWriter(out) as writer:
         writer.send(picture(120, 160), [])
     before = out.read_bytes()
-    with pytest.raises(KeyboardInterrupt):
-        with PreviewWriter(out) as writer:
-            writer.send(picture(240, 320), [])
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), PreviewWriter(out) as writer:
+        writer.send(picture(240, 320), [])
+        raise KeyboardInterrupt
     assert out.read_bytes() == before
     assert part_files(tmp_path) == []
 
@@ -149,14 +147,15 @@ class _FailingClose:
 
 def test_failure_while_finishing_publishes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "preview.mp4"
-    with pytest.raises(OutputError, match="No space left"):
-        with PreviewWriter(out) as writer:
-            writer.send(picture(120, 160), [])
-            writer._container = _FailingClose(writer._container)  # type: ignore[assignment]
+    with pytest.raises(OutputError, match="No space left"), PreviewWriter(out) as writer:
+        writer.send(picture(120, 160), [])
+        writer._container = _FailingClose(writer._container)  # type: ignore[assignment]
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unwritable_destination_is_an_output_error(tmp_path: Path) -> None:
-    with pytest.raises(OutputError, match="cannot write the preview video"):
-        with PreviewWriter(tmp_path / "no" / "such" / "dir" / "p.mp4"):
-            pass
+    with (
+        pytest.raises(OutputError, match="cannot write the preview video"),
+        PreviewWriter(tmp_path / "no" / "such" / "dir" / "p.mp4"),
+    ):
+        pass

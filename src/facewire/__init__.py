@@ -5,21 +5,28 @@ avatars and tools people already use.
 """
 
 from . import arkit
-from .errors import DeviceError, FacewireError, InputError, ModelError, NoFaceError, OutputError
+from .errors import (
+    DeviceError,
+    FacewireError,
+    InputError,
+    ModelError,
+    NoFaceError,
+    OutputError,
+)
 from .frame import FaceFrame, Gaze, HeadPose
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "arkit",
-    "FaceFrame",
-    "HeadPose",
-    "Gaze",
-    "FacewireError",
-    "InputError",
-    "NoFaceError",
-    "ModelError",
     "DeviceError",
+    "FaceFrame",
+    "FacewireError",
+    "Gaze",
+    "HeadPose",
+    "InputError",
+    "ModelError",
+    "NoFaceError",
     "OutputError",
     "__version__",
+    "arkit",
 ]

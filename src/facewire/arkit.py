@@ -7,24 +7,24 @@ Every other schema maps to this one **by name**, here and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
 __all__ = [
-    "NAMES",
-    "INDEX",
     "COUNT",
     "GROUPS",
+    "INDEX",
+    "MEDIAPIPE_NAMES",
     "MIRROR",
     "MIRROR_INDEX",
-    "MEDIAPIPE_NAMES",
-    "mediapipe_to_arkit",
-    "pascal",
+    "NAMES",
     "from_pascal",
-    "mirror_weights",
     "index_of",
+    "mediapipe_to_arkit",
+    "mirror_weights",
+    "pascal",
     "weights_of",
 ]
 

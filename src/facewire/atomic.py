@@ -13,7 +13,8 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import IO, Any, Iterator
+from collections.abc import Iterator
+from typing import IO, Any
 
 from .errors import InputError, OutputError
 
@@ -119,7 +120,7 @@ def atomic_write(
     if os.path.isdir(target):
         raise OutputError(f"cannot write {label}: it is a directory")
     try:
-        tmp = tempfile.NamedTemporaryFile(
+        tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - open across the yield, closed or removed below
             mode=mode,
             dir=directory,
             prefix=f".{name}.",

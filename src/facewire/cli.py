@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from .errors import FacewireError
 from .frame import FaceFrame
 from .plugins import module_exists
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 EXIT_ERROR = 2
 EXIT_NO_FACE = 3
@@ -122,7 +122,7 @@ class _SendAll:
         for sink in sinks:
             try:
                 self.sinks.append(stack.enter_context(sink))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a sink that cannot open is left out, tracking goes on
                 _say(f"facewire: warning: cannot send to {sink} ({exc}); going on without it")
 
     def send(self, frames: Sequence[FaceFrame]) -> None:
@@ -130,7 +130,7 @@ class _SendAll:
             try:
                 for frame in frames:
                     sink.send(frame)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failing sink is dropped, tracking goes on
                 _say(f"facewire: warning: sending to {sink} failed ({type(exc).__name__}: {exc}); going on without it")
                 self.sinks.remove(sink)
 

@@ -13,7 +13,7 @@ chained with ``raise ... from exc``; messages name the thing, what was expected 
 
 from __future__ import annotations
 
-__all__ = ["FacewireError", "InputError", "NoFaceError", "ModelError", "DeviceError", "OutputError"]
+__all__ = ["DeviceError", "FacewireError", "InputError", "ModelError", "NoFaceError", "OutputError"]
 
 
 class FacewireError(Exception):

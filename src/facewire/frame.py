@@ -16,16 +16,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from . import arkit
 from .errors import InputError
 
-__all__ = ["HeadPose", "Gaze", "FaceFrame", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "FaceFrame", "Gaze", "HeadPose"]
 
 SCHEMA_VERSION = 1
 
@@ -186,7 +187,7 @@ class FaceFrame:
         """The 52 coefficients keyed by ARKit name."""
         return {n: float(v) for n, v in zip(arkit.NAMES, self.weights)}
 
-    def replace(self, **changes: Any) -> "FaceFrame":
+    def replace(self, **changes: Any) -> FaceFrame:
         """A new frame with some fields changed (validated like a fresh one)."""
         return dataclasses.replace(self, **changes)
 
@@ -195,7 +196,7 @@ class FaceFrame:
         return self.t_ns / 1e9
 
     @classmethod
-    def untracked(cls, t_ns: int, seq: int = 0, source: str = "", face: int = 0, capture_ns: int = 0) -> "FaceFrame":
+    def untracked(cls, t_ns: int, seq: int = 0, source: str = "", face: int = 0, capture_ns: int = 0) -> FaceFrame:
         """The frame for an instant with no face: neutral values, ``tracked=False``, confidence 0."""
         return cls(t_ns=t_ns, seq=seq, source=source, tracked=False, confidence=0.0, face=face, capture_ns=capture_ns)
 
@@ -226,7 +227,7 @@ class FaceFrame:
         return json.dumps(self.to_json_dict(), separators=(",", ":"), allow_nan=False)
 
     @classmethod
-    def from_json_dict(cls, d: Any) -> "FaceFrame":
+    def from_json_dict(cls, d: Any) -> FaceFrame:
         if not isinstance(d, dict):
             raise InputError(f"frame JSON: expected an object, got {type(d).__name__}")
         version = d.get("v", SCHEMA_VERSION)
@@ -255,7 +256,7 @@ class FaceFrame:
             raise InputError(f"frame JSON: {exc}") from exc
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "FaceFrame":
+    def from_json(cls, text: str | bytes) -> FaceFrame:
         try:
             d = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

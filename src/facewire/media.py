@@ -12,10 +12,11 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Self
 
 import av
 import cv2
@@ -24,15 +25,15 @@ import numpy as np
 from .errors import DeviceError, InputError
 
 __all__ = [
+    "DEFAULT_FPS",
+    "IMAGE_SUFFIXES",
+    "MAX_SIDE",
     "Image",
     "MediaSource",
     "MediaWarning",
     "open_input",
     "probe_kind",
     "read_image",
-    "IMAGE_SUFFIXES",
-    "DEFAULT_FPS",
-    "MAX_SIDE",
 ]
 
 DEFAULT_FPS = 30.0
@@ -46,10 +47,10 @@ every later copy or colour conversion of it costs as much again; area averaging 
 that survives to the crop and avoids aliasing. Pass ``max_side=None`` to keep full resolution.
 """
 
-IMAGE_SUFFIXES = frozenset(
-    ".png .jpg .jpeg .jpe .jfif .bmp .dib .webp .tif .tiff .jp2 .j2k .pbm .pgm .ppm .pnm .pxm .pfm"
-    " .exr .hdr .pic .sr .ras .avif".split()
-)
+IMAGE_SUFFIXES = frozenset((
+    ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".jp2", ".j2k",
+    ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".pfm", ".exr", ".hdr", ".pic", ".sr", ".ras", ".avif",
+))
 """File name endings taken from an image folder (other files, and hidden ones, are ignored)."""
 
 _CAMERA = re.compile(r"camera:(.*)", re.DOTALL)
@@ -186,9 +187,11 @@ _JPEG = b"\xff\xd8\xff"
 def _image_signature(head: bytes) -> bool:
     """Whether the first bytes of a file look like an image format OpenCV reads."""
     return (
-        head.startswith((b"\x89PNG\r\n\x1a\n", _JPEG, b"BM", b"II*\x00", b"MM\x00*", b"\xff\x4f\xff\x51"))
-        or head.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"v/1\x01", b"#?RADIANCE", b"#?RGBE"))
-        or head.startswith(b"\x59\xa6\x6a\x95")  # Sun raster
+        head.startswith((
+            b"\x89PNG\r\n\x1a\n", _JPEG, b"BM", b"II*\x00", b"MM\x00*", b"\xff\x4f\xff\x51",
+            b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"v/1\x01", b"#?RADIANCE", b"#?RGBE",
+            b"\x59\xa6\x6a\x95",  # Sun raster
+        ))
         or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
         or (head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis", b"heic", b"heix", b"mif1"))
         or (len(head) > 2 and head[:1] == b"P" and head[1:2] in b"1234567fF" and head[2:3].isspace())
@@ -359,7 +362,7 @@ class MediaSource:
     def close(self) -> None:
         self._closed = True
 
-    def __enter__(self) -> "MediaSource":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -512,7 +515,7 @@ class _Decoder:
     def close(self) -> None:
         try:
             self.container.close()
-        except Exception:  # noqa: BLE001 - closing must not mask the error being reported
+        except Exception:  # noqa: BLE001, S110 - closing must not mask the error being reported
             pass
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
 from .frame import FaceFrame
 
-__all__ = ["Stage", "Sink", "Chain", "RunStats", "run"]
+__all__ = ["Chain", "RunStats", "Sink", "Stage", "run"]
 
 
 @runtime_checkable
@@ -33,7 +34,7 @@ class Sink(Protocol):
 
     def send(self, frame: FaceFrame) -> None: ...
 
-    def __enter__(self) -> "Sink": ...
+    def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Self
 
 import av
 import cv2
@@ -66,7 +67,7 @@ class PreviewWriter:
         self._stream = None
         self._pts = 0
 
-    def __enter__(self) -> "PreviewWriter":
+    def __enter__(self) -> Self:
         try:
             # FFmpeg opens the file only when the first packet is muxed, frames into the run:
             # create it now so that an unwritable destination fails before any work is done.
@@ -113,9 +114,9 @@ class PreviewWriter:
             if exc_type is None and self._stream is not None:
                 os.replace(self._tmp, self.path)
                 complete = True
-        except (OSError, av.FFmpegError) as exc:
+        except (OSError, av.FFmpegError) as error:
             if exc_type is None:  # else the error already on its way out is the one to report
-                raise OutputError(f"{self.path}: cannot write the preview video ({exc})") from exc
+                raise OutputError(f"{self.path}: cannot write the preview video ({error})") from error
         finally:
             if not complete:
                 self._tmp.unlink(missing_ok=True)

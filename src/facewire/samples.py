@@ -6,14 +6,14 @@ Used by ``facewire demo`` and the benchmarks, so both run on any machine without
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
 
 from .media import Image
 
-__all__ = ["astronaut", "astronaut_clip", "FACE_CENTRE"]
+__all__ = ["FACE_CENTRE", "astronaut", "astronaut_clip"]
 
 FACE_CENTRE = (225.0, 125.0)  # of the astronaut's face in the 512×512 photo, px
 

@@ -23,7 +23,7 @@ T = np.arange(6 * FPS) / FPS  # 6 s at 30 fps
 
 
 def t_ns(i: int) -> int:
-    return int(round(i * FRAME_NS))
+    return round(i * FRAME_NS)
 
 
 # -- test signals: all start and end at their baseline, so zero-padded shifts keep their energy ----

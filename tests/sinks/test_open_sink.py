@@ -6,9 +6,16 @@ from fractions import Fraction
 
 import pytest
 
-import facewire.sinks as sinks
+from facewire import sinks
 from facewire.errors import InputError
-from facewire.sinks import PROTOCOLS, LiveLinkSink, VmcSink, VrchatSink, open_receiver, open_sink
+from facewire.sinks import (
+    PROTOCOLS,
+    LiveLinkSink,
+    VmcSink,
+    VrchatSink,
+    open_receiver,
+    open_sink,
+)
 
 
 def test_public_surface() -> None:
@@ -47,11 +54,11 @@ def test_options_in_the_query() -> None:
 @pytest.mark.parametrize(
     "url, message",
     [
-        ("wss://localhost:8765", "wss://: secure WebSockets are not served directly; serve ws:// behind a TLS proxy; "
-                                 "available: livelink://, vmc://, vrchat://, ws://"),
+        ("wss://localhost:8765", ("wss://: secure WebSockets are not served directly; serve ws:// behind a TLS proxy; "
+                                  "available: livelink://, vmc://, vrchat://, ws://")),
         ("http://example.com", "unknown sink scheme 'http'; expected one of livelink://, vmc://, vrchat://, ws://"),
-        ("127.0.0.1:9000", "sink URL: expected scheme://host:port (one of livelink://, vmc://, vrchat://, ws://), "
-                           "got '127.0.0.1:9000'"),
+        ("127.0.0.1:9000", ("sink URL: expected scheme://host:port (one of livelink://, vmc://, vrchat://, ws://), "
+                            "got '127.0.0.1:9000'")),
         ("vmc://h:99999", "vmc://h:99999: expected a port number in 1..65535"),
         ("vmc://h:0", "vmc port: expected an integer in 1..65535, got 0"),
         ("vmc://h/path", "vmc://h/path: expected vmc://host:port with optional ?options, nothing else"),

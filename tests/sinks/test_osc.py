@@ -9,7 +9,13 @@ import struct
 import pytest
 
 from facewire.errors import InputError
-from facewire.sinks.osc import IMMEDIATELY, MAX_PACKET_BYTES, OscBundle, OscMessage, parse_packet
+from facewire.sinks.osc import (
+    IMMEDIATELY,
+    MAX_PACKET_BYTES,
+    OscBundle,
+    OscMessage,
+    parse_packet,
+)
 
 # -- golden bytes, written out by hand from the OSC 1.0 spec -------------------------------------
 # OSC-string: the bytes, a NUL, then NULs up to a multiple of 4. Numbers big-endian.

@@ -14,7 +14,13 @@ import pytest
 from facewire import arkit
 from facewire.errors import InputError, OutputError
 from facewire.frame import FaceFrame
-from facewire.sinks import LiveLinkReceiver, LiveLinkSink, VmcReceiver, VmcSink, open_receiver
+from facewire.sinks import (
+    LiveLinkReceiver,
+    LiveLinkSink,
+    VmcReceiver,
+    VmcSink,
+    open_receiver,
+)
 from facewire.sinks.osc import OscMessage
 from facewire.sinks.udp import UdpSender
 
@@ -145,9 +151,8 @@ def test_only_the_chosen_face_is_sent() -> None:
 
 
 def test_unresolvable_host_is_an_output_error() -> None:
-    with pytest.raises(OutputError) as info:
-        with LiveLinkSink("no-such-host.invalid", 11111):
-            pass
+    with pytest.raises(OutputError) as info, LiveLinkSink("no-such-host.invalid", 11111):
+        pass
     assert str(info.value).startswith("livelink://no-such-host.invalid:11111: cannot open a UDP socket (")
 
 
@@ -201,9 +206,8 @@ def test_receiver_arguments(make, message: str) -> None:
 def test_port_in_use_is_a_clear_error() -> None:
     with LiveLinkReceiver("127.0.0.1", 0) as first:
         port = first.address[1]
-        with pytest.raises(InputError) as info:
-            with LiveLinkReceiver("127.0.0.1", port):
-                pass
+        with pytest.raises(InputError) as info, LiveLinkReceiver("127.0.0.1", port):
+            pass
     assert str(info.value) == f"cannot listen on 127.0.0.1:{port} (Address already in use)"
 
 

@@ -17,7 +17,13 @@ from websockets.sync.client import connect
 from facewire import arkit
 from facewire.errors import InputError, OutputError
 from facewire.frame import FaceFrame, Gaze, HeadPose
-from facewire.sinks import PROTOCOLS, WebSocketReceiver, WebSocketSink, open_receiver, open_sink
+from facewire.sinks import (
+    PROTOCOLS,
+    WebSocketReceiver,
+    WebSocketSink,
+    open_receiver,
+    open_sink,
+)
 from facewire.sinks.websocket import SCHEMA, decode_message, encode_frame
 
 SEND_NEVER_WAITS_S = 0.25  # generous: a blocking send would stall for seconds, not milliseconds
@@ -58,8 +64,8 @@ def test_ws_urls() -> None:
     assert (default.port, default.path) == (8765, "/")
     assert open_receiver("ws", port=9002).port == 9002
     for bad, message in [
-        ("wss://h", "wss://: secure WebSockets are not served directly; serve ws:// behind a TLS proxy; available: "
-                    "livelink://, vmc://, vrchat://, ws://"),
+        ("wss://h", ("wss://: secure WebSockets are not served directly; serve ws:// behind a TLS proxy; available: "
+                     "livelink://, vmc://, vrchat://, ws://")),
         ("ws://h?queue_size=3", "ws queue_size: expected 1 or 2, got 3"),
         ("ws://h?landmarks=maybe", "ws://h?landmarks=maybe: option landmarks='maybe' is not valid"),
         ("ws://h#top", "ws://h#top: expected ws://host:port/path with optional ?options, nothing else"),
@@ -144,7 +150,7 @@ def test_a_slow_client_loses_frames_and_a_fast_one_gets_all() -> None:
                 sink.send(frame)
                 slowest_send_s = max(slowest_send_s, time.perf_counter() - t0)
                 with arrived:  # the producer keeps pace with the fast client, not the slow one
-                    assert arrived.wait_for(lambda: len(fast_got) > i, 10.0), f"fast client stuck at {i}"
+                    assert arrived.wait_for(lambda i=i: len(fast_got) > i, 10.0), f"fast client stuck at {i}"
             reader.join(10)
             clients = {c.address[1]: c for c in sink.clients()}
             assert clients[slow_port].messages_dropped > 0
@@ -214,7 +220,7 @@ def test_bad_client_messages_close_that_client_only() -> None:
                     # The client was still sending when the server closed it, so a TCP reset overtook
                     # the close frame: the server's own record says why it closed that client.
                     port = conn.local_address[1]
-                    assert wait_for(lambda: port in sink.closed_reasons), (kind, info.value)
+                    assert wait_for(lambda port=port: port in sink.closed_reasons), (kind, info.value)
                     why = sink.closed_reasons[port]
                     codes[kind] = (1009, "too big") if why.startswith("message over") else (1008, why)
                 else:
@@ -241,12 +247,19 @@ def test_wrong_path_busy_server_and_taken_port() -> None:
     with WebSocketSink("127.0.0.1", 0, path="/face", max_clients=1) as sink:
         with pytest.raises(InvalidStatus, match="404"), connect(f"ws://127.0.0.1:{sink.address[1]}/other", proxy=None):
             pass
-        with WebSocketReceiver("127.0.0.1", sink.address[1], path="/face"):
-            with pytest.raises(InvalidStatus, match="503"), connect(url(sink), proxy=None):
-                pass
-        with pytest.raises(OutputError, match=rf"ws://127\.0\.0\.1:{sink.address[1]}/: cannot serve"):
-            with WebSocketSink("127.0.0.1", sink.address[1]):
-                pass
-    with pytest.raises(InputError, match="cannot connect to ws://127.0.0.1"):
-        with WebSocketReceiver("127.0.0.1", sink.address[1], timeout_s=2):
+        with (
+            WebSocketReceiver("127.0.0.1", sink.address[1], path="/face"),
+            pytest.raises(InvalidStatus, match="503"),
+            connect(url(sink), proxy=None),
+        ):
             pass
+        with (
+            pytest.raises(OutputError, match=rf"ws://127\.0\.0\.1:{sink.address[1]}/: cannot serve"),
+            WebSocketSink("127.0.0.1", sink.address[1]),
+        ):
+            pass
+    with (
+        pytest.raises(InputError, match="cannot connect to ws://127.0.0.1"),
+        WebSocketReceiver("127.0.0.1", sink.address[1], timeout_s=2),
+    ):
+        pass

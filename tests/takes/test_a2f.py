@@ -148,10 +148,9 @@ def test_writer_misuse_and_failure(tmp_path):
     path = tmp_path / "f.a2f.json"
     with pytest.raises(OutputError, match="not open"):
         A2fWriter(path).send(FaceFrame(t_ns=0))
-    with pytest.raises(RuntimeError):
-        with A2fWriter(path) as sink:
-            sink.send(FaceFrame(t_ns=0))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), A2fWriter(path) as sink:
+        sink.send(FaceFrame(t_ns=0))
+        raise RuntimeError("boom")
     assert not list(tmp_path.iterdir())  # nothing left behind
     with pytest.raises(InputError, match="fps"):
         A2fWriter(path, fps=-1)

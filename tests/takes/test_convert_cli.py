@@ -20,7 +20,7 @@ SUFFIX = {"jsonl": ".jsonl", "csv": ".csv", "llf": ".llf.csv", "a2f": ".a2f.json
 
 
 def convert(*args, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*FACEWIRE, *map(str, args)], input=stdin, capture_output=True, timeout=120)
+    return subprocess.run([*FACEWIRE, *map(str, args)], input=stdin, capture_output=True, timeout=120, check=False)
 
 
 def test_real_take_llf_to_jsonl_and_back_is_byte_exact(shared_file, tmp_path):
@@ -100,7 +100,7 @@ def test_errors_are_one_line_and_leave_nothing(tmp_path, make, args, message):
         (tmp_path / make).write_text('{"t_ns": 0, "weights": [' + ",".join(["0"] * 52) + "]}\n")
     elif make == "bad.llf.csv":
         (tmp_path / make).write_text(",".join(h for h in HEADER if h != "JawOpen") + "\n")
-    result = subprocess.run([*FACEWIRE, *args], cwd=tmp_path, capture_output=True, timeout=60)
+    result = subprocess.run([*FACEWIRE, *args], cwd=tmp_path, capture_output=True, timeout=60, check=False)
     err = result.stderr.decode()
     assert result.returncode == 2, err
     assert err.startswith("facewire: error: ") and message in err and "Traceback" not in err
@@ -125,7 +125,7 @@ def test_large_input_shows_progress(tmp_path):
 
 def test_every_format_has_a_cli_name():
     assert set(FORMAT_NAMES) == set(SUFFIX)
-    help_text = subprocess.run([*FACEWIRE, "--help"], capture_output=True, timeout=60).stdout.decode()
+    help_text = subprocess.run([*FACEWIRE, "--help"], capture_output=True, timeout=60, check=True).stdout.decode()
     for name in SUFFIX:
         assert name in help_text
     assert Path(__file__).exists()

@@ -129,10 +129,9 @@ def test_bom_and_crlf_are_accepted(tmp_path):
 def test_atomic_and_failure_keeps_old(tmp_path):
     path = tmp_path / "take.csv"
     path.write_text("old\n")
-    with pytest.raises(RuntimeError):
-        with CsvWriter(path) as sink:
-            sink.send(random_frames(1)[0])
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), CsvWriter(path) as sink:
+        sink.send(random_frames(1)[0])
+        raise RuntimeError("interrupted")
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["take.csv"]
 

@@ -20,7 +20,12 @@ from facewire import arkit
 from facewire.errors import InputError
 from facewire.frame import FaceFrame, HeadPose
 from facewire.takes import format_for, open_writer, read_take
-from facewire.takes.gltf import GltfWriter, procedural_head, quaternion_to_euler, read_gltf
+from facewire.takes.gltf import (
+    GltfWriter,
+    procedural_head,
+    quaternion_to_euler,
+    read_gltf,
+)
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 WEIGHT_TOLERANCE = 1e-6  # the bar; float32 storage actually gives back the same bits
@@ -260,10 +265,9 @@ def test_registry_and_face_filter(tmp_path: Path) -> None:
 
 # -- errors ---------------------------------------------------------------------------------------
 def test_times_must_increase(tmp_path: Path) -> None:
-    with pytest.raises(InputError) as info:
-        with GltfWriter(tmp_path / "bad.glb") as sink:
-            sink.send(FaceFrame(t_ns=1_000, seq=0))
-            sink.send(FaceFrame(t_ns=1_000, seq=1))
+    with pytest.raises(InputError) as info, GltfWriter(tmp_path / "bad.glb") as sink:
+        sink.send(FaceFrame(t_ns=1_000, seq=0))
+        sink.send(FaceFrame(t_ns=1_000, seq=1))
     assert str(info.value) == (f"{tmp_path / 'bad.glb'}: frame 1 at t_ns=1000 is not after the previous one (1000) "
                                "in glTF's float32 seconds; expected strictly increasing times")
     assert not (tmp_path / "bad.glb").exists()
@@ -322,13 +326,13 @@ def check_glb(skip_or_fail):
         modules = NODE_DIR / "node_modules"
         if not (modules / "gltf-validator").is_dir() or not (modules / "three").is_dir():
             proc = subprocess.run([npm, "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund"],
-                                  capture_output=True, text=True, timeout=600)
+                                  capture_output=True, text=True, timeout=600, check=False)
             if proc.returncode != 0:
                 skip_or_fail(f"npm ci in {NODE_DIR} failed: {proc.stderr.strip()[-500:]}")
 
     def run(path: Path) -> dict:
         proc = subprocess.run([node, str(NODE_DIR / "check_glb.mjs"), str(path)], capture_output=True, text=True,
-                              timeout=120, env={**os.environ, "NODE_NO_WARNINGS": "1"})
+                              timeout=120, env={**os.environ, "NODE_NO_WARNINGS": "1"}, check=False)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 

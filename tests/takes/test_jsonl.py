@@ -76,10 +76,9 @@ def test_dispatch_and_pipeline_run(tmp_path):
 def test_file_appears_only_on_close_and_not_after_failure(tmp_path):
     path = tmp_path / "take.jsonl"
     path.write_text("previous take\n")
-    with pytest.raises(RuntimeError):
-        with JsonlWriter(path) as sink:
-            sink.send(random_frames(1)[0])
-            raise RuntimeError("source died")
+    with pytest.raises(RuntimeError), JsonlWriter(path) as sink:
+        sink.send(random_frames(1)[0])
+        raise RuntimeError("source died")
     assert path.read_text() == "previous take\n"
     assert [p.name for p in tmp_path.iterdir()] == ["take.jsonl"]
 

@@ -200,11 +200,11 @@ def test_writer_puts_each_value_under_its_own_label(tmp_path):
     assert cells["Timecode"] == "00:00:01:00.000" and cells["BlendShapeCount"] == "61"
     assert cells["JawLeft"] == "0.2500000000" and cells["JawRight"] == "0.0000000000"
     assert cells["MouthRight"] == "0.5000000000" and cells["MouthLeft"] == "0.0000000000"
-    assert cells["HeadYaw"] == "%.10f" % np.float32(math.radians(-30.0))
-    assert cells["HeadPitch"] == "%.10f" % np.float32(math.radians(-15.0))
-    assert cells["HeadRoll"] == "%.10f" % np.float32(math.radians(-20.0))
-    assert cells["LeftEyeYaw"] == "%.10f" % np.float32(math.radians(-10.0))
-    assert cells["LeftEyePitch"] == "%.10f" % np.float32(math.radians(5.0))
+    assert cells["HeadYaw"] == f"{np.float32(math.radians(-30.0)):.10f}"
+    assert cells["HeadPitch"] == f"{np.float32(math.radians(-15.0)):.10f}"
+    assert cells["HeadRoll"] == f"{np.float32(math.radians(-20.0)):.10f}"
+    assert cells["LeftEyeYaw"] == f"{np.float32(math.radians(-10.0)):.10f}"
+    assert cells["LeftEyePitch"] == f"{np.float32(math.radians(5.0)):.10f}"
     assert cells["LeftEyeRoll"] == "0.0000000000"
     assert empty == "00:00:01:02.000,0"  # no face: timecode and a zero count, as the app writes
     back = list(read_take(path))
@@ -239,9 +239,8 @@ def test_stale_unclipped_value_is_ignored(tmp_path):
 
 def test_writer_refuses_negative_time_and_failure_leaves_nothing(tmp_path):
     path = tmp_path / "n.llf.csv"
-    with pytest.raises(InputError, match="t_ns"):
-        with LlfCsvWriter(path) as sink:
-            sink.send(_frame(-5))
+    with pytest.raises(InputError, match="t_ns"), LlfCsvWriter(path) as sink:
+        sink.send(_frame(-5))
     assert not path.exists() and not list(tmp_path.iterdir())
     with pytest.raises(OutputError, match="not open"):
         LlfCsvWriter(path).send(_frame(0))

@@ -9,8 +9,8 @@ import pytest
 
 from facewire.errors import InputError
 from facewire.frame import FaceFrame
-from facewire.takes import format_for, open_writer, read_take
 from facewire.mouth import VISEMES, visemes_to_arkit
+from facewire.takes import format_for, open_writer, read_take
 from facewire.takes.visemes import VisemesWriter, read_visemes
 
 

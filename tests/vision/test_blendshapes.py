@@ -11,7 +11,12 @@ import pytest
 from facewire import arkit
 from facewire.media import open_input
 from facewire.models import load_task_bundle
-from facewire.vision.blendshapes import BlendshapeSolver, features, load_weights, mirror_features
+from facewire.vision.blendshapes import (
+    BlendshapeSolver,
+    features,
+    load_weights,
+    mirror_features,
+)
 from facewire.vision.mp_blendshapes import MediaPipeBlendshapes
 from facewire.vision.pose import PoseSolver
 from facewire.vision.tracker import LandmarkTracker

@@ -17,7 +17,13 @@ import numpy as np
 import pytest
 
 from facewire.media import open_input
-from facewire.vision.pose import PoseSolver, canonical_face, euler_to_rotation, rotation_to_euler, umeyama
+from facewire.vision.pose import (
+    PoseSolver,
+    canonical_face,
+    euler_to_rotation,
+    rotation_to_euler,
+    umeyama,
+)
 from facewire.vision.tracker import LandmarkTracker
 from facewire.vision.video import VideoTracker
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import cv2
@@ -203,7 +204,7 @@ def test_frames_are_valid(models, astronaut):
             f.weights[0] = 0.5
         seqs.append(f.seq)
         faces.append(f.face)
-    assert all(b > a for a, b in zip(seqs, seqs[1:])), seqs
+    assert all(b > a for a, b in itertools.pairwise(seqs)), seqs
     assert faces[0] == faces[1] and faces[3] == faces[4] == faces[5]  # one id per track
 
 

@@ -50,7 +50,7 @@ def _time_facewire(frames, tracker: VideoTracker) -> dict[str, np.ndarray]:
     return {"total": np.array(total), "raw": np.array(raw)}
 
 
-_MP_SCRIPT = textwrap.dedent("""
+_MP_SCRIPT = textwrap.dedent(f"""
     import json, sys, time
     import numpy as np
     import mediapipe as mp
@@ -66,8 +66,8 @@ _MP_SCRIPT = textwrap.dedent("""
             t0 = time.perf_counter()
             res = lm.detect_for_video(img, int(i * 1000 / 30))
             out.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({"ms": out[%d:], "faces": len(res.face_landmarks)}))
-""" % WARMUP)
+    print(json.dumps({{"ms": out[{WARMUP}:], "faces": len(res.face_landmarks)}}))
+""")
 
 
 def _time_mediapipe(python: str, frames: int, size: tuple[int, int], task: Path) -> np.ndarray | None:
@@ -81,7 +81,7 @@ def _time_mediapipe(python: str, frames: int, size: tuple[int, int], task: Path)
         del stack
         env = dict(os.environ, OMP_NUM_THREADS="1")
         proc = subprocess.run([python, "-c", _MP_SCRIPT, str(path), str(task)], capture_output=True, text=True,
-                              env=env, timeout=600)
+                              env=env, timeout=600, check=False)
     if proc.returncode != 0:
         print(f"  mediapipe run failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
         return None

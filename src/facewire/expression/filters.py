@@ -194,7 +194,7 @@ class OneEuroStage:
         self.gaze_params = gaze_params
         if not (math.isfinite(max_gap_s) and max_gap_s > 0):
             raise InputError(f"max_gap_s: expected a positive number of seconds, got {max_gap_s!r}")
-        self.max_gap_ns = int(round(max_gap_s * 1e9))
+        self.max_gap_ns = round(float(max_gap_s) * 1e9)
         self._faces: dict[int, _FaceState] = {}
 
     def reset(self) -> None:

@@ -17,8 +17,9 @@ connects to such a server). Adding a protocol is one module plus one line in ``_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import InputError
@@ -29,21 +30,21 @@ from .vrchat import VrchatReceiver, VrchatSink
 from .websocket import WebSocketReceiver, WebSocketSink, WebSocketStats
 
 __all__ = [
-    "Protocol",
     "PROTOCOLS",
-    "open_sink",
-    "open_receiver",
-    "LiveLinkSink",
     "LiveLinkReceiver",
-    "VmcSink",
-    "VmcReceiver",
-    "VrchatSink",
-    "VrchatReceiver",
-    "WebSocketSink",
-    "WebSocketReceiver",
-    "WebSocketStats",
-    "SenderStats",
+    "LiveLinkSink",
+    "Protocol",
     "ReceiverStats",
+    "SenderStats",
+    "VmcReceiver",
+    "VmcSink",
+    "VrchatReceiver",
+    "VrchatSink",
+    "WebSocketReceiver",
+    "WebSocketSink",
+    "WebSocketStats",
+    "open_receiver",
+    "open_sink",
 ]
 
 
@@ -51,8 +52,8 @@ class Protocol(NamedTuple):
     """One live protocol: its URL scheme, the sink class and the receiver class."""
 
     scheme: str
-    sink: type[UdpSender] | type[WebSocketSink]
-    receiver: type[UdpReceiver] | type[WebSocketReceiver]
+    sink: type[UdpSender | WebSocketSink]
+    receiver: type[UdpReceiver | WebSocketReceiver]
 
 
 _PROTOCOLS = (

@@ -36,9 +36,10 @@ import math
 import socket
 import struct
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
+from types import MappingProxyType
 
 import numpy as np
 
@@ -49,12 +50,12 @@ from ..takes._extras import split_unclipped, unclipped_weights
 from .udp import UdpReceiver, UdpSender
 
 __all__ = [
-    "LiveLinkPacket",
-    "LiveLinkSink",
-    "LiveLinkReceiver",
-    "VALUE_NAMES",
-    "PACKET_VERSION",
     "DEFAULT_PORT",
+    "PACKET_VERSION",
+    "VALUE_NAMES",
+    "LiveLinkPacket",
+    "LiveLinkReceiver",
+    "LiveLinkSink",
     "frame_to_packet",
     "packet_to_frame",
 ]
@@ -133,7 +134,7 @@ class LiveLinkPacket:
         return head + _U8.pack(VALUE_COUNT) + _VALUES.pack(*self.values)
 
     @classmethod
-    def parse(cls, data: bytes) -> "LiveLinkPacket":
+    def parse(cls, data: bytes) -> LiveLinkPacket:
         """The packet in ``data``; `InputError` naming the byte offset for anything malformed."""
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
@@ -264,7 +265,7 @@ class LiveLinkSink(UdpSender):
 
     default_port = DEFAULT_PORT
     protocol = "livelink"
-    URL_OPTIONS = {"subject": str, "device_id": str, "fps": str, "max_rate_hz": float, "face": int}
+    URL_OPTIONS = MappingProxyType({"subject": str, "device_id": str, "fps": str, "max_rate_hz": float, "face": int})
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, subject_name: str = "facewire",
                  device_id: str | None = None, fps: float | Fraction | str = 60, subject: str | None = None,

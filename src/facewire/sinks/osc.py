@@ -24,13 +24,13 @@ from typing import Union
 from ..errors import InputError
 
 __all__ = [
-    "OscMessage",
-    "OscBundle",
-    "OscArg",
-    "parse_packet",
-    "MAX_PACKET_BYTES",
     "IMMEDIATELY",
+    "MAX_PACKET_BYTES",
     "TYPE_TAGS",
+    "OscArg",
+    "OscBundle",
+    "OscMessage",
+    "parse_packet",
 ]
 
 MAX_PACKET_BYTES = 65536
@@ -44,7 +44,7 @@ _MAX_DEPTH = 8  # nested bundles; a bound so that a hostile packet cannot recurs
 _BUNDLE = b"#bundle\0"
 _NUL4 = b"\0\0\0\0"
 
-OscArg = Union[int, float, str, bytes, bool, None]
+OscArg = int | float | str | bytes | bool | None
 OscPacket = Union["OscMessage", "OscBundle"]
 
 _I32, _I64, _F32, _F64, _U64 = (struct.Struct(f) for f in (">i", ">q", ">f", ">d", ">Q"))
@@ -173,7 +173,7 @@ class OscMessage:
         return data
 
     @classmethod
-    def parse(cls, data: bytes) -> "OscMessage":
+    def parse(cls, data: bytes) -> OscMessage:
         """The message in ``data``; `InputError` if it is not exactly one well-formed OSC message."""
         data = _packet_bytes(data, "OSC message")
         if data[:1] != b"/":
@@ -203,7 +203,7 @@ class OscBundle:
         return data
 
     @classmethod
-    def parse(cls, data: bytes) -> "OscBundle":
+    def parse(cls, data: bytes) -> OscBundle:
         """The bundle in ``data``; `InputError` if it is not exactly one well-formed OSC bundle."""
         data = _packet_bytes(data, "OSC bundle")
         return _parse_bundle(data, 0, len(data), 0)

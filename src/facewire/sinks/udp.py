@@ -19,13 +19,14 @@ import errno
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Self
 
 from ..errors import InputError, OutputError
 from ..frame import FaceFrame
 
-__all__ = ["UdpSender", "SenderStats", "UdpReceiver", "ReceiverStats"]
+__all__ = ["ReceiverStats", "SenderStats", "UdpReceiver", "UdpSender"]
 
 _DEFAULT: float = -1.0  # "the receiver's own timeout" (a sentinel: a real timeout is > 0 or None)
 _DROP_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.ECONNREFUSED, errno.EMSGSIZE}
@@ -98,8 +99,8 @@ class UdpSender:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
-        self._counts = dict(frames_in=0, frames_sent=0, frames_dropped=0, frames_failed=0,
-                            packets_sent=0, packets_dropped=0, bytes_sent=0)
+        self._counts = {"frames_in": 0, "frames_sent": 0, "frames_dropped": 0, "frames_failed": 0,
+                        "packets_sent": 0, "packets_dropped": 0, "bytes_sent": 0}
         self._last_error = ""
 
     # -- the one method a protocol writes -------------------------------------------------------
@@ -108,7 +109,7 @@ class UdpSender:
         raise NotImplementedError
 
     # -- sink protocol ----------------------------------------------------------------------------
-    def __enter__(self) -> "UdpSender":
+    def __enter__(self) -> Self:
         if self._thread is not None:
             raise OutputError(f"{self}: sender is already open")
         try:
@@ -209,7 +210,7 @@ class UdpSender:
     def _send_frame(self, frame: FaceFrame) -> None:
         try:
             packets = self.encode(frame)
-        except Exception as exc:  # a frame that cannot be encoded must not stop the stream
+        except Exception as exc:  # noqa: BLE001 - a frame that cannot be encoded must not stop the stream
             with self._cond:
                 self._counts["frames_failed"] += 1
                 self._last_error = f"encode: {type(exc).__name__}: {exc}"
@@ -276,7 +277,7 @@ class UdpReceiver:
         self.timeout_s, self.max_datagram, self.recv_buffer_bytes = timeout_s, max_datagram, recv_buffer_bytes
         self._sock: socket.socket | None = None
         self._buf = bytearray(max_datagram + 1)  # one spare byte tells an oversized datagram
-        self._counts = dict(packets=0, bad_packets=0, frames=0, unexpected=0)
+        self._counts = {"packets": 0, "bad_packets": 0, "frames": 0, "unexpected": 0}
         self._last_error = ""
         self._seq = 0
 
@@ -290,7 +291,7 @@ class UdpReceiver:
         return []
 
     # -- context manager ----------------------------------------------------------------------------
-    def __enter__(self) -> "UdpReceiver":
+    def __enter__(self) -> Self:
         if self._sock is not None:
             raise InputError(f"{self.protocol} receiver is already open")
         try:
@@ -335,7 +336,7 @@ class UdpReceiver:
         while True:
             try:
                 n = self._sock.recv_into(self._buf)
-            except (socket.timeout, BlockingIOError):
+            except (TimeoutError, BlockingIOError):
                 return None
             except ConnectionRefusedError:  # an ICMP error about an earlier send: not data
                 continue
@@ -352,7 +353,7 @@ class UdpReceiver:
             self._counts["bad_packets"] += 1
             self._last_error = str(exc)
             return []
-        except Exception as exc:  # garbage must never end a receiver; counted apart so tests see it
+        except Exception as exc:  # noqa: BLE001 - garbage must never end a receiver; counted apart so tests see it
             self._counts["bad_packets"] += 1
             self._counts["unexpected"] += 1
             self._last_error = f"{type(exc).__name__}: {exc}"

@@ -40,6 +40,7 @@ import math
 import struct
 import time
 from collections.abc import Iterable, Sequence
+from types import MappingProxyType
 
 import numpy as np
 
@@ -141,8 +142,8 @@ class VmcSink(UdpSender):
 
     default_port = DEFAULT_PORT
     protocol = "vmc"
-    URL_OPTIONS = {"names": str, "eye_bones": lambda s: s.lower() in ("1", "true", "yes", "on"),
-                   "max_rate_hz": float, "face": int, "neck_share": float}
+    URL_OPTIONS = MappingProxyType({"names": str, "eye_bones": lambda s: s.lower() in ("1", "true", "yes", "on"),
+                                    "max_rate_hz": float, "face": int, "neck_share": float})
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, *,
                  names: str | Iterable[str] = ("perfect_sync", "vrm"), eye_bones: bool = True,
@@ -207,7 +208,7 @@ class VmcReceiver(UdpReceiver):
 
     default_port = DEFAULT_PORT
     protocol = "vmc"
-    _LOOKUP = {n.lower(): i for i, n in enumerate(_PERFECT_SYNC)}
+    _LOOKUP = MappingProxyType({n.lower(): i for i, n in enumerate(_PERFECT_SYNC)})
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

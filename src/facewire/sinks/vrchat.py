@@ -27,6 +27,7 @@ import math
 import struct
 import time
 from collections.abc import Iterable, Sequence
+from types import MappingProxyType
 
 from .. import arkit
 from ..errors import InputError
@@ -67,8 +68,8 @@ class VrchatSink(UdpSender):
 
     default_port = DEFAULT_PORT
     protocol = "vrchat"
-    URL_OPTIONS = {"prefix": str, "epsilon": float, "resend_s": float, "bundle": _flag, "max_rate_hz": float,
-                   "face": int, "native_eyes": _flag}
+    URL_OPTIONS = MappingProxyType({"prefix": str, "epsilon": float, "resend_s": float, "bundle": _flag,
+                                    "max_rate_hz": float, "face": int, "native_eyes": _flag})
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, prefix: str = DEFAULT_PREFIX,
                  parameters: Iterable[str] | None = None, epsilon: float = 1e-3, resend_s: float | None = 5.0,

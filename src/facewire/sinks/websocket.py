@@ -44,9 +44,10 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Self
 
 from .. import arkit
 from ..errors import InputError, OutputError
@@ -55,16 +56,16 @@ from ..frame import FaceFrame
 from .udp import ReceiverStats
 
 __all__ = [
+    "DEFAULT_PORT",
     "SCHEMA",
     "SCHEMA_VERSION",
-    "DEFAULT_PORT",
-    "WebSocketSink",
-    "WebSocketReceiver",
-    "WebSocketStats",
     "ClientStats",
-    "frame_message",
-    "encode_frame",
+    "WebSocketReceiver",
+    "WebSocketSink",
+    "WebSocketStats",
     "decode_message",
+    "encode_frame",
+    "frame_message",
 ]
 
 SCHEMA_VERSION = 1
@@ -219,8 +220,8 @@ class WebSocketStats:
 
 # -- the server ------------------------------------------------------------------------------------
 class _Client:
-    __slots__ = ("conn", "address", "queue", "control", "wake", "busy", "sent", "dropped", "window_start",
-                 "window_count")
+    __slots__ = ("address", "busy", "conn", "control", "dropped", "queue", "sent", "wake", "window_count",
+                 "window_start")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -257,8 +258,8 @@ class WebSocketSink:
     protocol = "ws"
     URL_PATH = True
     """`facewire.sinks.open_sink` passes the URL's path (``ws://host:port/path``) as ``path``."""
-    URL_OPTIONS = {"queue_size": int, "landmarks": _flag, "max_clients": int, "max_message_bytes": int,
-                   "face": int, "linger_s": float}
+    URL_OPTIONS = MappingProxyType({"queue_size": int, "landmarks": _flag, "max_clients": int,
+                                    "max_message_bytes": int, "face": int, "linger_s": float})
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, path: str = "/", queue_size: int = 2,
                  landmarks: bool = False, max_clients: int = 32, max_message_bytes: int = 1024,
@@ -292,8 +293,9 @@ class WebSocketSink:
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
         self._bound: tuple[str, int] | None = None
-        self._counts = dict(frames_in=0, frames_sent=0, frames_dropped=0, frames_failed=0, clients_total=0,
-                            clients_closed=0, messages_sent=0, messages_dropped=0, bytes_sent=0)
+        self._counts = {"frames_in": 0, "frames_sent": 0, "frames_dropped": 0, "frames_failed": 0,
+                        "clients_total": 0, "clients_closed": 0, "messages_sent": 0, "messages_dropped": 0,
+                        "bytes_sent": 0}
         self._last_error = ""
         # why each client this sink closed was closed, by the client's port: the close frame can be
         # overtaken by a TCP reset when the client is still sending, so the client may never see it
@@ -313,7 +315,7 @@ class WebSocketSink:
         return self._bound or (self.host, self.port)
 
     # -- sink protocol ---------------------------------------------------------------------------
-    def __enter__(self) -> "WebSocketSink":
+    def __enter__(self) -> Self:
         if self._thread is not None:
             raise OutputError(f"{self}: sink is already open")
         ready = threading.Event()
@@ -408,7 +410,7 @@ class WebSocketSink:
                 ping_interval=20, ping_timeout=20, close_timeout=1.0, open_timeout=5.0,
                 logger=_LOG,
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to start is handed to __enter__, which reports it
             failure.append(exc)
             self._stop = None
             ready.set()
@@ -437,7 +439,7 @@ class WebSocketSink:
         for frame in frames:
             try:
                 text = encode_frame(frame, self.landmarks)
-            except Exception as exc:  # a frame that cannot be encoded must not stop the stream
+            except Exception as exc:  # noqa: BLE001 - a frame that cannot be encoded must not stop the stream
                 with self._lock:
                     self._counts["frames_failed"] += 1
                     self._last_error = f"encode: {type(exc).__name__}: {exc}"
@@ -543,7 +545,7 @@ class _suppress_os_error:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, *exc: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> bool:
         return kind is not None and issubclass(kind, OSError)
 
 
@@ -551,7 +553,7 @@ class _suppress_closed_loop:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, *exc: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> bool:
         return kind is not None and issubclass(kind, RuntimeError)
 
 
@@ -581,7 +583,7 @@ class WebSocketReceiver:
         self.timeout_s, self.max_message_bytes = timeout_s, max_message_bytes
         self.hello: dict[str, Any] | None = None
         self._conn: Any = None
-        self._counts = dict(packets=0, bad_packets=0, frames=0, unexpected=0)
+        self._counts = {"packets": 0, "bad_packets": 0, "frames": 0, "unexpected": 0}
         self._last_error = ""
 
     @property
@@ -593,7 +595,7 @@ class WebSocketReceiver:
     def address(self) -> tuple[str, int]:
         return self.host, self.port
 
-    def __enter__(self) -> "WebSocketReceiver":
+    def __enter__(self) -> Self:
         from websockets.sync.client import connect
 
         if self._conn is not None:
@@ -653,7 +655,7 @@ class WebSocketReceiver:
                 self._counts["bad_packets"] += 1
                 self._last_error = str(exc)
                 continue
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - garbage must never end a receiver; counted apart
                 self._counts["bad_packets"] += 1
                 self._counts["unexpected"] += 1
                 self._last_error = f"{type(exc).__name__}: {exc}"

@@ -28,8 +28,9 @@ reading, a plain ``.json`` is recognised by its keys. ``"-"`` means standard out
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from ..atomic import STDIO
 from ..errors import InputError
@@ -56,29 +57,29 @@ from .rhubarb import (
 from .visemes import VisemesWriter, read_visemes
 
 __all__ = [
-    "Format",
     "FORMATS",
     "FORMAT_NAMES",
-    "open_writer",
-    "read_take",
+    "A2fWriter",
+    "CsvWriter",
+    "Format",
+    "GltfWriter",
+    "JsonlWriter",
+    "LlfCsvWriter",
+    "RhubarbJsonWriter",
+    "RhubarbTsvWriter",
+    "VisemesWriter",
     "format_for",
     "format_named",
-    "JsonlWriter",
-    "read_jsonl",
-    "CsvWriter",
-    "read_csv",
-    "LlfCsvWriter",
-    "read_llf_csv",
-    "A2fWriter",
+    "open_writer",
     "read_a2f",
-    "RhubarbJsonWriter",
-    "read_rhubarb_json",
-    "RhubarbTsvWriter",
-    "read_rhubarb_tsv",
-    "VisemesWriter",
-    "read_visemes",
-    "GltfWriter",
+    "read_csv",
     "read_gltf",
+    "read_jsonl",
+    "read_llf_csv",
+    "read_rhubarb_json",
+    "read_rhubarb_tsv",
+    "read_take",
+    "read_visemes",
 ]
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from ..atomic import STDIO, atomic_write
 from ..errors import InputError, OutputError
@@ -38,7 +38,7 @@ class DocumentWriter:
         self._spool: IO[Any] | None = None
         self.frames = 0
 
-    def __enter__(self) -> "DocumentWriter":
+    def __enter__(self) -> Self:
         if self._spool is not None:
             raise OutputError(f"{self.path}: writer is already open")
         if self.binary:
@@ -63,7 +63,7 @@ class DocumentWriter:
         if kept is not False:
             self.frames += 1
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         spool, self._spool = self._spool, None
         if spool is None:
             return

@@ -9,7 +9,7 @@ weight since (a filter, a retarget) wins, and the stale raw value is ignored.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

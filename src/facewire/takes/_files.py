@@ -7,7 +7,8 @@ import io
 import os
 import sys
 import warnings
-from typing import IO, Sequence
+from collections.abc import Sequence
+from typing import IO
 
 from .. import arkit
 from ..atomic import STDIO

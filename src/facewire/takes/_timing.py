@@ -7,7 +7,7 @@ from fractions import Fraction
 
 from ..errors import InputError
 
-__all__ = ["COMMON_FPS", "snap_fps", "FpsMeter", "frame_time_ns", "check_fps"]
+__all__ = ["COMMON_FPS", "FpsMeter", "check_fps", "frame_time_ns", "snap_fps"]
 
 #: Whole rates a measured rate snaps to when within 0.5 % (the phone's clock drifts: Live Link
 #: Face takes measure 29.997 and 59.88 frames per second for the app's 30 and 60).
@@ -50,7 +50,7 @@ class FpsMeter:
     """Measures a stream's frame rate in constant memory: the median of its first frame intervals
     (a mean would count a dropped frame), snapped by `snap_fps`."""
 
-    __slots__ = ("first_ns", "last_ns", "count", "_intervals")
+    __slots__ = ("_intervals", "count", "first_ns", "last_ns")
 
     def __init__(self) -> None:
         self.first_ns: int | None = None

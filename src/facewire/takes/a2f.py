@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import IO, Any, Iterator
+from collections.abc import Iterator
+from typing import IO, Any, Self
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class A2fWriter(DocumentWriter):
         self.track_path = str(track_path)
         self._meter = FpsMeter()
 
-    def __enter__(self) -> "A2fWriter":
+    def __enter__(self) -> Self:
         super().__enter__()
         self._meter = FpsMeter()
         return self

@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import csv as _csv
 import os
+from collections.abc import Iterator
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import IO, Any, Iterator
+from typing import IO, Any, Self
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from ..errors import InputError, OutputError
 from ..frame import FaceFrame, Gaze, HeadPose
 from ._files import open_take_text, readable_take
 
-__all__ = ["HEADER", "CsvWriter", "read_csv", "SUFFIXES"]
+__all__ = ["HEADER", "SUFFIXES", "CsvWriter", "read_csv"]
 
 SUFFIXES = (".csv",)
 
@@ -57,7 +58,7 @@ def _format_weights(weights: np.ndarray) -> list[str]:
     texts = [str(v) for v in weights]
     back = np.array(texts, dtype=np.float64).astype(np.float32)
     for i in np.flatnonzero(back != weights):
-        texts[i] = "%.9g" % weights[i]
+        texts[i] = f"{weights[i]:.9g}"
     return texts
 
 
@@ -87,7 +88,7 @@ class CsvWriter:
         self._writer: Any = None
         self._live = self.path == STDIO
 
-    def __enter__(self) -> "CsvWriter":
+    def __enter__(self) -> Self:
         if self._stack is not None:
             raise OutputError(f"{self.path}: writer is already open")
         with contextlib.ExitStack() as stack:
@@ -104,7 +105,7 @@ class CsvWriter:
         if self._live:
             self._file.flush()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         stack, self._stack, self._file, self._writer = self._stack, None, None, None
         if stack is not None:
             stack.__exit__(*exc)

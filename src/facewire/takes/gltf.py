@@ -47,9 +47,10 @@ import os
 import struct
 import sys
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ from ._extras import split_unclipped, unclipped_weights
 from ._files import arkit_columns, is_arkit_name, readable_take
 from ._timing import FpsMeter
 
-__all__ = ["SUFFIXES", "GltfWriter", "read_gltf", "MorphMesh", "procedural_head", "quaternion_to_euler"]
+__all__ = ["SUFFIXES", "GltfWriter", "MorphMesh", "procedural_head", "quaternion_to_euler", "read_gltf"]
 
 SUFFIXES = (".glb",)
 
@@ -445,7 +446,7 @@ class _Glb:
             data: Any = sys.stdin.buffer.read()
         else:
             try:
-                self._file = open(path, "rb")
+                self._file = open(path, "rb")  # noqa: SIM115 - kept open for the mmap, closed by close()
                 size = os.fstat(self._file.fileno()).st_size
                 data = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
                 self._map = data if size else None

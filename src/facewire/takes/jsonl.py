@@ -9,14 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import IO, Any, Iterator
+from collections.abc import Iterator
+from typing import IO, Any, Self
 
 from ..atomic import STDIO, atomic_write
 from ..errors import InputError, OutputError
 from ..frame import FaceFrame
 from ._files import readable_take
 
-__all__ = ["JsonlWriter", "read_jsonl", "SUFFIXES"]
+__all__ = ["SUFFIXES", "JsonlWriter", "read_jsonl"]
 
 SUFFIXES = (".jsonl",)
 
@@ -33,7 +34,7 @@ class JsonlWriter:
         self._file: IO[Any] | None = None
         self._live = self.path == STDIO
 
-    def __enter__(self) -> "JsonlWriter":
+    def __enter__(self) -> Self:
         if self._stack is not None:
             raise OutputError(f"{self.path}: writer is already open")
         stack = contextlib.ExitStack()
@@ -48,7 +49,7 @@ class JsonlWriter:
         if self._live:
             self._file.flush()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         stack, self._stack, self._file = self._stack, None, None
         if stack is not None:
             stack.__exit__(*exc)

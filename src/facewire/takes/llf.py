@@ -35,7 +35,8 @@ import contextlib
 import math
 import os
 import re
-from typing import IO, Any, Iterator
+from collections.abc import Iterator
+from typing import IO, Any, Self
 
 import numpy as np
 
@@ -47,16 +48,16 @@ from ._extras import split_unclipped, unclipped_weights
 from ._files import open_take_text, readable_take
 
 __all__ = [
-    "SUFFIXES",
-    "HEADER",
-    "VALUE_LABELS",
     "COUNT_LABELS",
+    "HEADER",
+    "SUFFIXES",
     "TIMECODE_FPS",
+    "VALUE_LABELS",
     "LlfCsvWriter",
-    "read_llf_csv",
-    "parse_timecode",
     "format_timecode",
     "looks_like_llf",
+    "parse_timecode",
+    "read_llf_csv",
 ]
 
 SUFFIXES = (".llf.csv",)
@@ -173,7 +174,7 @@ class LlfCsvWriter:
         self._header_done = False
         self._live = self.path == STDIO
 
-    def __enter__(self) -> "LlfCsvWriter":
+    def __enter__(self) -> Self:
         if self._stack is not None:
             raise OutputError(f"{self.path}: writer is already open")
         stack = contextlib.ExitStack()
@@ -201,7 +202,7 @@ class LlfCsvWriter:
         if self._live:
             self._file.flush()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         stack, file, self._stack, self._file = self._stack, self._file, None, None
         if stack is None:
             return

@@ -22,21 +22,22 @@ import io
 import json
 import os
 import sys
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
-from typing import IO, Any, Iterator, NamedTuple
+from typing import IO, Any, NamedTuple, Self
 
 from ..atomic import STDIO, atomic_write
 from ..errors import InputError, OutputError
 from ..frame import FaceFrame
+from ..mouth import RHUBARB_SHAPES, arkit_to_rhubarb, rhubarb_to_arkit
 from ._document import DocumentWriter, load_json
 from ._files import readable_take
 from ._timing import FpsMeter, check_fps, frame_time_ns
-from ..mouth import RHUBARB_SHAPES, arkit_to_rhubarb, rhubarb_to_arkit
 
 __all__ = [
+    "DEFAULT_FPS",
     "JSON_SUFFIXES",
     "TSV_SUFFIXES",
-    "DEFAULT_FPS",
     "Cue",
     "RhubarbJsonWriter",
     "RhubarbTsvWriter",
@@ -120,7 +121,7 @@ class RhubarbTsvWriter:
         self._file: IO[str] | None = None
         self._cues = _CueBuilder()
 
-    def __enter__(self) -> "RhubarbTsvWriter":
+    def __enter__(self) -> Self:
         if self._cm is not None:
             raise OutputError(f"{self.path}: writer is already open")
         self._cm = atomic_write(self.path, "w", encoding="utf-8", newline="\n")
@@ -135,7 +136,7 @@ class RhubarbTsvWriter:
         if done is not None:
             self._file.write(f"{_seconds(done[0])}\t{done[1]}\n")
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         cm, file, self._cm, self._file = self._cm, self._file, None, None
         if cm is None:
             return
@@ -162,7 +163,7 @@ class RhubarbJsonWriter(DocumentWriter):
         self._cues = _CueBuilder()
         self._spooled: list[Any] | None = None  # the last cue spooled has no end yet
 
-    def __enter__(self) -> "RhubarbJsonWriter":
+    def __enter__(self) -> Self:
         super().__enter__()
         self._cues = _CueBuilder()
         self._spooled: list[Any] | None = None

@@ -26,19 +26,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import IO, Iterator
+from typing import IO, Self
 
 import numpy as np
 
 from ..errors import InputError
 from ..frame import FaceFrame
+from ..mouth import VISEMES, arkit_to_visemes, visemes_to_arkit
 from ._document import DocumentWriter, load_json
 from ._files import readable_take
 from .csv import format_time_ns
-from ..mouth import VISEMES, arkit_to_visemes, visemes_to_arkit
 
-__all__ = ["SUFFIXES", "FORMAT", "VERSION", "VisemesWriter", "read_visemes"]
+__all__ = ["FORMAT", "SUFFIXES", "VERSION", "VisemesWriter", "read_visemes"]
 
 SUFFIXES = (".visemes.json",)
 FORMAT = "facewire-visemes"
@@ -49,7 +50,7 @@ _DECIMALS = 7
 class VisemesWriter(DocumentWriter):
     """A sink writing a viseme timeline; frames are spooled, the file appears atomically on close."""
 
-    def __enter__(self) -> "VisemesWriter":
+    def __enter__(self) -> Self:
         super().__enter__()
         self._start_ns: int | None = None
         return self

@@ -16,7 +16,7 @@ import numpy as np
 from .roi import Roi, crop, roi_from_points, rotation_from
 from .runtime import TfliteModel
 
-__all__ = ["MeshModel", "IrisModel", "roi_from_landmarks", "RIGHT_EYE_CORNERS", "LEFT_EYE_CORNERS"]
+__all__ = ["LEFT_EYE_CORNERS", "RIGHT_EYE_CORNERS", "IrisModel", "MeshModel", "roi_from_landmarks"]
 
 _MESH_INPUT = 192
 _IRIS_INPUT = 64

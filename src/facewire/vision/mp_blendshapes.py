@@ -13,7 +13,7 @@ import numpy as np
 from .. import arkit
 from .runtime import TfliteModel
 
-__all__ = ["MediaPipeBlendshapes", "SUBSET"]
+__all__ = ["SUBSET", "MediaPipeBlendshapes"]
 
 # The landmarks the model reads, in its input order (kLandmarksSubsetIdxs of MediaPipe's
 # face_blendshapes_graph.cc).

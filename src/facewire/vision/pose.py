@@ -22,7 +22,7 @@ import numpy as np
 
 from ..frame import Gaze, HeadPose
 
-__all__ = ["umeyama", "canonical_face", "PoseSolver", "PoseResult", "RIGID", "rotation_to_euler", "euler_to_rotation"]
+__all__ = ["RIGID", "PoseResult", "PoseSolver", "canonical_face", "euler_to_rotation", "rotation_to_euler", "umeyama"]
 
 # Points an expression barely moves: nose bridge and tip, forehead, eye corners, cheekbones, temples.
 RIGID = np.array([

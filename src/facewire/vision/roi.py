@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Roi", "roi_from_points", "crop"]
+__all__ = ["Roi", "crop", "roi_from_points"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class Roi:
             out[:, 2] = points[:, 2] * (self.size / side)
         return out
 
-    def iou(self, other: "Roi") -> float:
+    def iou(self, other: Roi) -> float:
         """Intersection over union of the axis-aligned squares (rotation ignored; used for de-duplication)."""
         ax0, ay0, ax1, ay1 = self.cx - self.size / 2, self.cy - self.size / 2, self.cx + self.size / 2, self.cy + self.size / 2
         bx0, by0, bx1, by1 = other.cx - other.size / 2, other.cy - other.size / 2, other.cx + other.size / 2, other.cy + other.size / 2

@@ -7,8 +7,9 @@ face; an image with no face gives one ``tracked=False`` frame so the stream keep
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from .mp_blendshapes import MediaPipeBlendshapes
 from .pose import PoseResult, PoseSolver
 from .tracker import LandmarkTracker
 
-__all__ = ["VideoTracker", "TrackerOptions", "Timing"]
+__all__ = ["Timing", "TrackerOptions", "VideoTracker"]
 
 SolverName = Literal["auto", "facewire", "mediapipe"]
 
@@ -73,7 +74,7 @@ class VideoTracker:
         self._solver = None if use_mp else BlendshapeSolver()
         self.solver_name = "mediapipe" if use_mp else "facewire"
         # stages are per face (each keeps its own filter state); built lazily from the factory
-        self._stage_factory = stages or (lambda: [])
+        self._stage_factory = stages or list
         self._stages: dict[int, list] = {}
         self.timing = Timing()
         self._seq = 0
