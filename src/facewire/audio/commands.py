@@ -120,6 +120,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         live = _SendAll(stack, sinks)
         if not args.quiet:
             _say(f"facewire: listening on microphone {mic.name!r} at {mic.rate} Hz; Ctrl-C stops")
+            if args.recognize:
+                _say("facewire: --recognize: frames wait for recognised phones, about 0.6 s behind the audio")
         started = time.monotonic()
         lost: DeviceError | None = None
         try:
