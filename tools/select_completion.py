@@ -7,7 +7,10 @@ best worst group wins (the acceptance asks for every group), ties broken by the 
 What it prints is pasted into the completion module's docstring; ``tools/train_completion.py`` then
 trains the shipped model with the chosen settings.
 
-Run: python tools/select_completion.py [--takes-dir ../shared/data/takes] [--modes audio eyes] [--only NAME...]
+``--live`` judges the causal networks `CompletionStage` runs (`completion.FeatureConfig()` features,
+the candidates' training changes only) instead of the whole-take ones.
+
+Run: python tools/select_completion.py [--takes-dir ../shared/data/takes] [--modes audio eyes] [--only NAME...] [--live]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from facewire.expression.completion import (
     MODES,
     OFFLINE_FEATURES,
     CompletionModel,
+    FeatureConfig,
     Take,
     TrainConfig,
     train_network,
@@ -63,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--takes-dir", type=Path, default=REPO.parent / "shared" / "data" / "takes")
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     ap.add_argument("--only", nargs="+", default=None, choices=list(CANDIDATES), help="candidates to run")
+    ap.add_argument("--live", action="store_true", help="the causal (live) networks: their features, the training changes")
     args = ap.parse_args(argv)
 
     paths = [p for p in sorted(args.takes_dir.glob("*/*.csv")) if p.relative_to(args.takes_dir).as_posix() not in HELD_BACK]
@@ -70,12 +75,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"select_completion: no training takes under {args.takes_dir}", file=sys.stderr)
         return 2
     takes = [replace(Take.read(p), name=p.relative_to(args.takes_dir).as_posix()) for p in paths]
-    print(f"leave-one-take-out over {len(takes)} training takes (held-back takes not read); "
+    print(f"leave-one-take-out over {len(takes)} training takes (held-back takes not read), "
+          f"{'live (causal)' if args.live else 'whole-take'} networks; "
           f"% lower MAE than the fold's training mean")
     for mode in args.modes:
         rows = []
         for name in args.only or CANDIDATES:
             features, config = CANDIDATES[name]
+            if args.live:
+                if features != OFFLINE_FEATURES:
+                    continue  # a whole-take feature setting: nothing to judge live
+                features = FeatureConfig()
             t0 = time.process_time()
             imp = loto(takes, mode, features, config)
             rows.append((min(imp.values()), sum(imp.values()) / len(imp), name))

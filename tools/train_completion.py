@@ -6,7 +6,8 @@ model file written with fixed zip timestamps, so the same inputs give the same b
 SHA-256. After a retrain, paste the printed digest into `completion.DEFAULT_MODEL_SHA256`.
 The model holds whole-take networks (`completion.OFFLINE_FEATURES` and, per mode,
 `completion.MODE_TRAINING`, both chosen by ``tools/select_completion.py``; for files: ``facewire complete``)
-and causal ones (``live``, for `CompletionStage`); about 4 minutes of CPU on one core. It prints the
+and causal ones (``live``, for `CompletionStage`; per mode `completion.LIVE_MODE_TRAINING`, chosen by
+``tools/select_completion.py --live``); about 2 minutes of CPU on one core. It prints the
 held-back result of both once, after training: nothing here chooses settings from it.
 
 Run: python tools/train_completion.py [--takes-dir ../shared/data/takes] [--out PATH] [--seed 0]
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from facewire.expression.completion import (
     HELD_BACK,
+    LIVE_MODE_TRAINING,
     MODE_TRAINING,
     MODES,
     OFFLINE_FEATURES,
@@ -64,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     # whole-take networks for files, and causal ones for live streams (CompletionStage)
     features = replace(OFFLINE_FEATURES, scale_floor=args.scale_floor)
     per_mode = {mode: replace(config, **changes) for mode, changes in MODE_TRAINING.items()}
+    live_per_mode = {mode: replace(config, **changes) for mode, changes in LIVE_MODE_TRAINING.items()}
     model = CompletionModel.train(train, tuple(MODES), features, config, live=FeatureConfig(), mode_configs=per_mode,
+                                  live_mode_configs=live_per_mode,
                                   progress=lambda m: print(f"  mode {m}: {time.monotonic() - started:.0f} s", flush=True))
     print(f"trained in {time.process_time() - cpu:.0f} s CPU")
     model.save(args.out)

@@ -11,6 +11,7 @@ loopback (see that module for why)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import secrets
@@ -257,7 +258,7 @@ def test_one_worker_gives_the_same_bytes(cluster, library):
             spans += db.execute("SELECT started_at, finished_at FROM items").fetchall()
     spans.sort()
     assert len(spans) == 24 and all(a < b for a, b in spans)
-    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))  # none overlaps the next
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))  # none overlaps the next
 
 
 def _listening(*roots: int) -> list[tuple[str, str, int]]:

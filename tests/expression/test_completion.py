@@ -197,12 +197,15 @@ def test_a_mode_can_be_trained_with_its_own_settings():
     takes = [_synthetic_take(seed=s, name=f"s{s}") for s in range(3)]
     base = C.TrainConfig(members=1, epochs=4, hidden_units=8, calibration_folds=0)
     own = replace(base, loss="absolute")
-    model = C.CompletionModel.train(takes, ("lower", "eyes"), C.OFFLINE_FEATURES, base,
-                                    mode_configs={"eyes": own, "lower": base})
+    model = C.CompletionModel.train(takes, ("lower", "eyes"), C.OFFLINE_FEATURES, base, live=C.FeatureConfig(),
+                                    mode_configs={"eyes": own, "lower": base}, live_mode_configs={"lower": own})
     assert model.meta["train_per_mode"] == {"eyes": asdict(own)}  # a mode with the shared settings: none
-    alone = C.CompletionModel.train(takes, ("lower", "eyes"), C.OFFLINE_FEATURES, base)
+    assert model.meta["train_per_mode_live"] == {"lower": asdict(own)}
+    alone = C.CompletionModel.train(takes, ("lower", "eyes"), C.OFFLINE_FEATURES, base, live=C.FeatureConfig())
     np.testing.assert_array_equal(model.networks["lower"].w1, alone.networks["lower"].w1)
     assert not np.array_equal(model.networks["eyes"].w1, alone.networks["eyes"].w1)
+    np.testing.assert_array_equal(model.live.networks["eyes"].w1, alone.live.networks["eyes"].w1)
+    assert not np.array_equal(model.live.networks["lower"].w1, alone.live.networks["lower"].w1)
     with pytest.raises(InputError, match="expected one of lower, eyes, lower\\+eyes, audio, got 'nose'"):
         C.CompletionModel.train(takes, ("lower",), C.OFFLINE_FEATURES, base, mode_configs={"nose": own})
     with pytest.raises(InputError, match="loss must be cross_entropy or absolute, got 'l3'"):
