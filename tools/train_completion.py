@@ -25,7 +25,6 @@ from pathlib import Path
 from facewire.expression.completion import (
     HELD_BACK,
     LIVE_MODE_TRAINING,
-    MODE_TRAINING,
     MODES,
     OFFLINE_FEATURES,
     CompletionModel,
@@ -33,6 +32,7 @@ from facewire.expression.completion import (
     Take,
     TrainConfig,
     evaluate,
+    mode_configs,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,10 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu = time.process_time()
     # whole-take networks for files, and causal ones for live streams (CompletionStage)
     features = replace(OFFLINE_FEATURES, scale_floor=args.scale_floor)
-    per_mode = {mode: replace(config, **changes) for mode, changes in MODE_TRAINING.items()}
-    live_per_mode = {mode: replace(config, **changes) for mode, changes in LIVE_MODE_TRAINING.items()}
-    model = CompletionModel.train(train, tuple(MODES), features, config, live=FeatureConfig(), mode_configs=per_mode,
-                                  live_mode_configs=live_per_mode,
+    model = CompletionModel.train(train, tuple(MODES), features, config, live=FeatureConfig(),
+                                  mode_configs=mode_configs(config), live_mode_configs=mode_configs(config, LIVE_MODE_TRAINING),
                                   progress=lambda m: print(f"  mode {m}: {time.monotonic() - started:.0f} s", flush=True))
     print(f"trained in {time.process_time() - cpu:.0f} s CPU")
     model.save(args.out)

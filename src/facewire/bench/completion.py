@@ -176,17 +176,17 @@ def leave_one_out(takes: dict, epochs: int, members: int) -> None:
     from tqdm import tqdm
 
     from ..expression.completion import (
-        MODE_TRAINING,
         MODES,
         OFFLINE_FEATURES,
         CompletionModel,
         TrainConfig,
         evaluate,
+        mode_configs,
     )
 
     print(f"4. leave-one-take-out over {len(takes)} takes ({members} member, {epochs} epochs each, whole-take networks)")
     config = TrainConfig(members=members, epochs=epochs)
-    per_mode = {m: replace(config, **changes) for m, changes in MODE_TRAINING.items()}
+    per_mode = mode_configs(config)
     pooled: dict[tuple[str, str], list[float]] = {}
     worst: dict[tuple[str, str], tuple[float, str]] = {}
     for name, take in tqdm(takes.items(), desc="leave-one-take-out", unit="take", file=sys.stderr,
@@ -210,19 +210,19 @@ def leave_one_out(takes: dict, epochs: int, members: int) -> None:
 def ceiling(takes: dict, epochs: int, members: int) -> None:
     from ..expression.completion import (
         HELD_BACK,
-        MODE_TRAINING,
         MODES,
         OFFLINE_FEATURES,
         CompletionModel,
         TrainConfig,
         evaluate,
+        mode_configs,
     )
 
     held = [takes[h] for h in HELD_BACK]
     print(f"5. ceiling: trained on all {len(takes)} takes, held-back ones included ({members} member, {epochs} epochs), "
           "judged on the held-back takes (in-sample: not a result)")
     config = TrainConfig(members=members, epochs=epochs)
-    per_mode = {m: replace(config, **changes) for m, changes in MODE_TRAINING.items()}
+    per_mode = mode_configs(config)
     model = CompletionModel.train(list(takes.values()), tuple(MODES), OFFLINE_FEATURES, config, mode_configs=per_mode)
     for mode in MODES:
         scores = evaluate(model, held, mode)

@@ -181,6 +181,7 @@ __all__ = [
     "evaluate",
     "jitter",
     "load_default_model",
+    "mode_configs",
     "mode_named",
     "offline_features",
     "train_network",
@@ -307,6 +308,12 @@ LIVE_MODE_TRAINING: Mapping[str, Mapping[str, object]] = MappingProxyType({})
 """The same for the live (causal) networks (``tools/select_completion.py --live``): none. The search
 chose some (see the module doc), but the model trained with them was worse on the held-back takes in
 eyes mode, so it was not shipped."""
+
+
+def mode_configs(config: TrainConfig, changes: Mapping[str, Mapping[str, object]] = MODE_TRAINING) -> dict[str, TrainConfig]:
+    """Per mode, ``config`` with that mode's ``changes`` (`MODE_TRAINING`, `LIVE_MODE_TRAINING`)."""
+    return {mode: replace(config, **dict(c)) for mode, c in changes.items()}
+
 
 
 def _smooth(values: np.ndarray, sigma_s: float, fps: float) -> np.ndarray:
