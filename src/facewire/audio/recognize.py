@@ -42,6 +42,7 @@ samples to a whole file, so its front end and cepstral mean carry across calls u
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -103,11 +104,16 @@ def _decoder():
     return sphinx.new_decoder(models, allphone=str(models.phone_lm), **DECODER_OPTIONS)
 
 
-def _segments(decoder, offset_s: float) -> list[Phone]:
+def _segments(decoder, offset_s: float, after_s: float = -math.inf, until_s: float = math.inf) -> list[Phone]:
+    """The decoder's segments as phones (times ``offset_s`` on), only those ending in
+    (``after_s``, ``until_s``]: building every phone of a 30 s utterance at each read cost more than
+    the search itself."""
     out = []
     for s in decoder.seg() or ():
-        start = offset_s + s.start_frame * sphinx.FRAME_S
         end = offset_s + (s.end_frame + 1) * sphinx.FRAME_S
+        if not after_s + 1e-9 < end <= until_s:
+            continue
+        start = offset_s + s.start_frame * sphinx.FRAME_S
         if end > start:
             out.append(Phone(sphinx.phone_label(s.word), start, end))
     return out
@@ -216,16 +222,8 @@ class AllphoneRecognizer:
 
     def _stable(self) -> list[Phone]:
         horizon = self.position_s - self.stable_lag_s
-        # Read after every frame: only the segments not yet returned become phones (building all of
-        # a 30 s utterance's each time cost more than the search itself).
-        ready = []
-        for seg in self._decoder.seg() or ():
-            end = self._utt_start_s + (seg.end_frame + 1) * sphinx.FRAME_S
-            if self._emitted_s + 1e-9 < end <= horizon:
-                start = self._utt_start_s + seg.start_frame * sphinx.FRAME_S
-                if end > start:
-                    ready.append(Phone(sphinx.phone_label(seg.word), start, end))
-        out = _join(ready, self._emitted_s, None)
+        # read after every frame: only the segments not yet returned become phones
+        out = _join(_segments(self._decoder, self._utt_start_s, self._emitted_s, horizon), self._emitted_s, None)
         if out:
             self._emitted_s = out[-1].end_s
         return out
